@@ -1,0 +1,19 @@
+"""Test settings: PostgreSQL and Redis when the environment names them (CI does), SQLite otherwise."""
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import env
+
+DEBUG = False
+DATABASES = {"default": env.db("TEST_DATABASE_URL", default="sqlite:///:memory:")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_ocpi_platform")}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+OCPI_ALLOW_PRIVATE_URLS = True
+OCPI_BASE_URL = "http://testserver"
+OCPI_TOKEN_ENCRYPTION_KEY = ""
+OCPI_CLIENT_TIMEOUT = 5.0
+OCPI_CLIENT_CONNECT_TIMEOUT = 2.0
+ALLOWED_HOSTS = ["*"]
+CELERY_BROKER_URL = env("TEST_CELERY_BROKER_URL", default="memory://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+LOGGING["root"] = {"handlers": ["console"], "level": "WARNING"}  # noqa: F405

@@ -1,0 +1,23 @@
+"""Top-level URLs (DESIGN.md, URLs)."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from ocpi_core.api.platform import PlatformRootView
+from ocpi_core.api.views import ocpi_not_found
+from ocpi_core.health import healthz, readyz
+
+urlpatterns = [
+    path("ocpi/", include(("ocpi_core.api.urls", "ocpi"))),
+    path("admin/", admin.site.urls),
+    path("api/", PlatformRootView.as_view(), name="platform-root"),
+    path("api/token/", TokenObtainPairView.as_view(), name="jwt-obtain"),
+    path("api/token/refresh/", TokenRefreshView.as_view(), name="jwt-refresh"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("ocpi", ocpi_not_found),
+]

@@ -1,0 +1,1 @@
+"""The OCPI protocol core every module app uses (DESIGN.md)."""

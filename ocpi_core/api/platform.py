@@ -1,0 +1,45 @@
+"""The platform API root (/api/) for the operator's own systems; JWT-authenticated staff users."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from ocpi_core.models import Partner
+from ocpi_core.registry import versions_url
+
+
+class PlatformRootView(APIView):
+    """Entry point of the platform API: what this deployment is and where its resources are."""
+
+    @extend_schema(
+        operation_id="platform_root",
+        tags=["Platform API"],
+        responses=inline_serializer(
+            "PlatformRoot",
+            {
+                "ocpi_versions_url": serializers.URLField(),
+                "partners": serializers.DictField(child=serializers.IntegerField()),
+                "links": serializers.DictField(child=serializers.CharField()),
+            },
+        ),
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        counts = {status: 0 for status in Partner.Status.values}
+        for status in Partner.objects.values_list("status", flat=True):
+            counts[status] += 1
+        return Response(
+            {
+                "ocpi_versions_url": versions_url(),
+                "partners": counts,
+                "links": {
+                    "schema": reverse("schema", request=request),
+                    "docs": reverse("swagger-ui", request=request),
+                    "token": reverse("jwt-obtain", request=request),
+                },
+            }
+        )

@@ -1,0 +1,122 @@
+"""`Authorization: Token <base64>` authentication of partners (REFERENCE §2.1) and the permissions built on it."""
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from ocpi_core.crypto import token_hash
+from ocpi_core.exceptions import Unauthorized
+from ocpi_core.models import Partner, PartnerToken
+
+_CONTACT_RESOLUTION = timedelta(minutes=1)  # last_contact_at is written at most once a minute per partner
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerAuth:
+    """What authentication learnt: which partner, with which kind of token, in which header form."""
+
+    partner: Partner
+    token: PartnerToken
+    encoding: str
+    value: str  # the clear token, for this request only (Credentials GET returns it)
+
+
+def _candidates(value: str) -> list[tuple[str, str]]:
+    """(token, encoding) pairs a header value may stand for: its Base64 decoding first, then the raw value."""
+    candidates: list[tuple[str, str]] = []
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        decoded = ""
+    if decoded.endswith("\n"):  # the spec's own samples encode a trailing newline (REFERENCE §2.1)
+        decoded = decoded[:-1]
+    if decoded and decoded.isprintable() and decoded.isascii():
+        candidates.append((decoded, Partner.TokenEncoding.BASE64))
+    candidates.append((value, Partner.TokenEncoding.RAW))
+    return candidates
+
+
+def partner_token_lookup(header: str) -> PartnerAuth | None:
+    """Find the partner token an Authorization header carries (one indexed query), or None."""
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() != "token" or not value:
+        return None
+    candidates = _candidates(value)
+    hashes = {token_hash(token): (token, encoding) for token, encoding in candidates}
+    rows = list(PartnerToken.objects.select_related("partner").filter(token_hash__in=hashes.keys()))
+    if not rows:
+        return None
+    # Prefer the Base64 reading when both readings happen to be known tokens.
+    rows.sort(key=lambda row: hashes[row.token_hash][1] != Partner.TokenEncoding.BASE64)
+    row = rows[0]
+    value, encoding = hashes[row.token_hash]
+    return PartnerAuth(partner=row.partner, token=row, encoding=encoding, value=value)
+
+
+def _note_contact(auth: PartnerAuth) -> None:
+    """Remember when the partner last called and which header form it uses, without a write per request."""
+    partner = auth.partner
+    now = timezone.now()
+    changes: dict[str, Any] = {}
+    if partner.last_contact_at is None or now - partner.last_contact_at > _CONTACT_RESOLUTION:
+        changes["last_contact_at"] = now
+    if partner.token_encoding_seen != auth.encoding:
+        changes["token_encoding_seen"] = auth.encoding
+    if changes:
+        Partner.objects.filter(pk=partner.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(partner, field, value)
+
+
+class OcpiTokenAuthentication(BaseAuthentication):
+    """Token auth for partners: Base64 per 2.2.1, raw tokens tolerated from older peers (remembered per partner)."""
+
+    def authenticate(self, request: Request) -> tuple[Partner, PartnerAuth] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            raise Unauthorized("Missing Authorization header")
+        auth = partner_token_lookup(header)
+        if auth is None:
+            raise Unauthorized("Unknown or malformed credentials token")
+        _note_contact(auth)
+        request._request.ocpi_partner = auth.partner  # type: ignore[attr-defined]  # read by the traffic log
+        return auth.partner, auth
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Token"
+
+
+def request_auth(request: Request) -> PartnerAuth:
+    """The PartnerAuth of an authenticated OCPI request."""
+    auth = request.auth
+    if not isinstance(auth, PartnerAuth):
+        raise Unauthorized()
+    return auth
+
+
+class IsRegisteredPartner(BasePermission):
+    """Functional modules: only a registered partner's credentials token. Token A (or a pending token) is a 401."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        auth = request_auth(request)
+        if auth.token.kind != PartnerToken.Kind.CREDENTIALS or auth.partner.status != Partner.Status.REGISTERED:
+            raise Unauthorized("This token is not valid for this module")
+        return True
+
+
+class AnyPartnerToken(BasePermission):
+    """Versions and credentials: token A, a pending token and the credentials token are all accepted."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        auth = request_auth(request)
+        if auth.partner.status == Partner.Status.UNREGISTERED and auth.token.kind != PartnerToken.Kind.PENDING:
+            raise Unauthorized("This partner is unregistered")
+        return True

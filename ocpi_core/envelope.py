@@ -1,0 +1,107 @@
+"""The OCPI response envelope and DateTime handling (REFERENCE §0.1, §2.3)."""
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.http import HttpResponse
+
+from ocpi_core.constants import StatusCode
+
+_DATETIME_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z)?$",
+)
+
+
+def parse_datetime(value: str) -> datetime:
+    """Parse an OCPI DateTime: UTC, with or without `Z`, optional fraction; numeric offsets are refused.
+
+    Raises ValueError on anything else (the spec says `+00:00` is not the same as UTC).
+    """
+    if not isinstance(value, str) or len(value) > 25 + 4:  # a few more fraction digits than the spec's 25 are harmless
+        raise ValueError("not an OCPI DateTime")
+    match = _DATETIME_RE.match(value)
+    if match is None:
+        raise ValueError("not an OCPI DateTime (expected YYYY-MM-DDThh:mm:ss[.fff][Z], UTC)")
+    year, month, day, hour, minute, second, fraction, _z = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=UTC)
+
+
+def format_datetime(value: datetime) -> str:
+    """Render a DateTime the way we always send it: UTC, `Z`, milliseconds only when there are some."""
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_timestamp() -> str:
+    """The envelope's `timestamp`: now, in UTC, second precision."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _default(value: Any) -> Any:
+    """orjson fallback: OCPI DateTimes and Decimals (as JSON numbers, never floats in our own arithmetic)."""
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    """Encode JSON with orjson, DateTimes in the OCPI form."""
+    return orjson.dumps(value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+_MISSING = object()
+
+
+def envelope(
+    data: Any = _MISSING,
+    status_code: int = StatusCode.SUCCESS,
+    status_message: str | None = None,
+) -> dict[str, Any]:
+    """The response body as a dict. `data` is omitted when the spec defines no payload."""
+    body: dict[str, Any] = {}
+    if data is not _MISSING:
+        body["data"] = data
+    body["status_code"] = int(status_code)
+    if status_message:
+        body["status_message"] = status_message
+    body["timestamp"] = now_timestamp()
+    return body
+
+
+class OcpiResponse(HttpResponse):
+    """An HttpResponse carrying an OCPI envelope; `ocpi_status_code` is read by the traffic log."""
+
+    def __init__(
+        self,
+        data: Any = _MISSING,
+        *,
+        status_code: int = StatusCode.SUCCESS,
+        status_message: str | None = None,
+        http_status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            dumps(envelope(data, status_code, status_message)),
+            content_type="application/json",
+            status=http_status,
+            headers=headers,
+        )
+        self.ocpi_status_code = int(status_code)
+
+
+def raw_data_response(
+    data_json: bytes, *, http_status: int = 200, headers: dict[str, str] | None = None
+) -> HttpResponse:
+    """Envelope around `data` that is already JSON text (precomputed documents): joined, never re-encoded."""
+    body = b'{"data":' + data_json + b',"status_code":1000,"timestamp":"' + now_timestamp().encode() + b'"}'
+    response = HttpResponse(body, content_type="application/json", status=http_status, headers=headers)
+    response.ocpi_status_code = StatusCode.SUCCESS  # type: ignore[attr-defined]
+    return response

@@ -1,0 +1,208 @@
+"""Parties, partners and what the protocol core keeps about them (DESIGN.md, Data)."""
+
+from typing import Any
+
+from django.db import models
+from django.db.models.functions import Lower
+
+from ocpi_core.constants import InterfaceRole, Role
+
+
+class TimeStampedModel(models.Model):
+    """created_at / updated_at: our bookkeeping, never sent to partners."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Partner(TimeStampedModel):
+    """A connection to another OCPI platform (or hub), registered through the Credentials handshake."""
+
+    class Status(models.TextChoices):
+        INVITED = "INVITED", "Invited (token A issued)"
+        REGISTERING = "REGISTERING", "Registering"
+        REGISTERED = "REGISTERED", "Registered"
+        SUSPENDED = "SUSPENDED", "Suspended"
+        UNREGISTERED = "UNREGISTERED", "Unregistered"
+
+    class TokenEncoding(models.TextChoices):
+        BASE64 = "BASE64", "Token <base64> (OCPI 2.2.1)"
+        RAW = "RAW", "Token <raw> (older peers)"
+
+    name = models.CharField(max_length=100, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVITED, db_index=True)
+    versions_url = models.URLField("versions URL", max_length=255, blank=True)
+    version = models.CharField("agreed version", max_length=8, blank=True)
+    token_out_encrypted = models.TextField(
+        blank=True, help_text="The token we present to this partner, encrypted with OCPI_TOKEN_ENCRYPTION_KEY."
+    )
+    token_out_hint = models.CharField(max_length=8, blank=True)
+    token_encoding = models.CharField(
+        "token encoding we send",
+        max_length=8,
+        choices=TokenEncoding.choices,
+        default=TokenEncoding.BASE64,
+        help_text="How we put our token in the Authorization header towards this partner.",
+    )
+    token_encoding_seen = models.CharField(
+        "token encoding it sends", max_length=8, choices=TokenEncoding.choices, blank=True
+    )
+    page_size = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Page size to ask for when pulling from this partner (empty: its X-Limit)."
+    )
+    registered_at = models.DateTimeField(null=True, blank=True)
+    last_contact_at = models.DateTimeField("last inbound request", null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_registered(self) -> bool:
+        return self.status == self.Status.REGISTERED
+
+    def endpoint_url(self, identifier: str, role: str | None = None) -> str | None:
+        """The partner's URL for a module (and interface role), or None when it does not offer it."""
+        for endpoint in self.endpoints.all():
+            if endpoint.identifier == identifier and (role is None or endpoint.role == role):
+                return endpoint.url
+        return None
+
+    def token_out(self) -> str:
+        """The clear token we present to this partner ('' when none)."""
+        from ocpi_core.crypto import token_decrypt
+
+        return token_decrypt(self.token_out_encrypted) if self.token_out_encrypted else ""
+
+
+class PartnerEndpoint(models.Model):
+    """One endpoint from the partner's version details: module identifier, interface role, URL."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="endpoints")
+    identifier = models.CharField(max_length=64)
+    role = models.CharField(max_length=8, choices=InterfaceRole.choices)
+    url = models.URLField(max_length=255)
+
+    class Meta:
+        ordering = ("partner", "identifier", "role")
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "identifier", "role"], name="ocpi_core_endpoint_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} {self.role}"
+
+
+class PartnerToken(models.Model):
+    """A token a partner presents to us, stored as its SHA-256 (the clear value is shown once, when issued)."""
+
+    class Kind(models.TextChoices):
+        REGISTRATION = "REGISTRATION", "Token A (versions and credentials only)"
+        PENDING = "PENDING", "Offered to the partner, not yet confirmed (versions and credentials only)"
+        CREDENTIALS = "CREDENTIALS", "Credentials token (all modules)"
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    hint = models.CharField(max_length=8, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("partner", "-created_at")
+
+    def __str__(self) -> str:
+        return f"{self.partner} {self.kind} {self.hint}"
+
+
+class Party(TimeStampedModel):
+    """An OCPI party (country_code + party_id + role): one of our own (no partner) or a partner's."""
+
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    role = models.CharField(max_length=5, choices=Role.choices)
+    partner = models.ForeignKey(
+        Partner,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="parties",
+        help_text="Empty for our own parties.",
+    )
+    name = models.CharField("business name", max_length=100)
+    website = models.URLField(max_length=255, blank=True)
+    logo = models.JSONField(null=True, blank=True, help_text="OCPI Image object")
+
+    class Meta:
+        ordering = ("country_code", "party_id", "role")
+        verbose_name_plural = "parties"
+        constraints = [
+            models.UniqueConstraint(
+                Lower("country_code"),
+                Lower("party_id"),
+                "role",
+                condition=models.Q(partner__isnull=True),
+                name="ocpi_core_own_party_key",
+            ),
+            models.UniqueConstraint(
+                "partner", Lower("country_code"), Lower("party_id"), "role", name="ocpi_core_partner_party_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id} {self.role}"
+
+    @property
+    def is_own(self) -> bool:
+        return self.partner_id is None
+
+    def credentials_role(self) -> dict[str, Any]:
+        """This party as a CredentialsRole (REFERENCE §5.1)."""
+        business: dict[str, Any] = {"name": self.name}
+        if self.website:
+            business["website"] = self.website
+        if self.logo:
+            business["logo"] = self.logo
+        return {
+            "role": self.role,
+            "business_details": business,
+            "party_id": self.party_id,
+            "country_code": self.country_code,
+        }
+
+
+class TrafficLog(models.Model):
+    """One OCPI request, inbound or outbound, as operators need it for debugging (tokens never stored)."""
+
+    class Direction(models.TextChoices):
+        IN = "IN", "Inbound"
+        OUT = "OUT", "Outbound"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.SET_NULL, related_name="traffic")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    method = models.CharField(max_length=8)
+    url = models.TextField()
+    module = models.CharField(max_length=32, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    ocpi_status_code = models.PositiveSmallIntegerField("OCPI status", null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    correlation_id = models.CharField(max_length=64, blank=True)
+    request_body = models.TextField(blank=True)
+    response_body = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-pk")
+        verbose_name = "traffic log entry"
+        verbose_name_plural = "traffic log"
+        indexes = [models.Index(fields=["partner", "-created_at"], name="ocpi_core_traffic_partner")]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.method} {self.url} {self.http_status}"

@@ -1,0 +1,134 @@
+"""Pagination of every Sender list (REFERENCE §2.7): offset/limit, date_from (inclusive) / date_to (exclusive),
+a stable order (last_updated, then pk), X-Total-Count, X-Limit, and a Link to the next page that keeps every filter.
+
+The Link also carries `cursor`, the (last_updated, pk) of the last object served: following it, the next page is a
+keyset seek instead of an OFFSET scan, so deep pages cost the same as the first (PERFORMANCE.md §4). `offset` keeps
+its meaning; a client that builds its own URLs without `cursor` gets plain offset paging.
+"""
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db.models import Model, Q, QuerySet
+from django.http import QueryDict
+
+from ocpi_core.envelope import format_datetime, parse_datetime
+from ocpi_core.exceptions import InvalidParameters
+from ocpi_core.registry import absolute_url
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """The validated pagination parameters of one request."""
+
+    offset: int
+    limit: int
+    date_from: datetime | None
+    date_to: datetime | None
+    cursor: tuple[datetime, int] | None
+    raw_date_from: str | None
+    raw_date_to: str | None
+
+
+def _int_param(query: QueryDict, name: str, default: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise InvalidParameters(f"{name} must be a non-negative integer") from exc
+    if value < 0:
+        raise InvalidParameters(f"{name} must be a non-negative integer")
+    return value
+
+
+def _date_param(query: QueryDict, name: str) -> tuple[datetime | None, str | None]:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None, None
+    try:
+        return parse_datetime(raw), raw
+    except ValueError as exc:
+        raise InvalidParameters(f"{name} must be an OCPI DateTime in UTC, e.g. 2019-01-01T00:00:00Z") from exc
+
+
+def _encode_cursor(last_updated: datetime, pk: int) -> str:
+    return base64.urlsafe_b64encode(f"{format_datetime(last_updated)}|{pk}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(raw: str) -> tuple[datetime, int] | None:
+    """A cursor we wrote, or None for anything else (a damaged cursor falls back to offset paging)."""
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        stamp, pk = text.split("|")
+        return parse_datetime(stamp), int(pk)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def page_request(query: QueryDict) -> PageRequest:
+    """Parse and validate offset, limit, date_from, date_to (2001 on bad values) and the optional cursor."""
+    cap = settings.OCPI_MAX_PAGE_LIMIT
+    offset = _int_param(query, "offset", 0)
+    limit = min(_int_param(query, "limit", cap), cap)
+    date_from, raw_from = _date_param(query, "date_from")
+    date_to, raw_to = _date_param(query, "date_to")
+    raw_cursor = query.get("cursor")
+    cursor = _decode_cursor(raw_cursor) if isinstance(raw_cursor, str) and raw_cursor else None
+    return PageRequest(offset, limit, date_from, date_to, cursor, raw_from, raw_to)
+
+
+@dataclass
+class Page:
+    """One page of objects plus the headers the response must carry."""
+
+    objects: list[Any]
+    headers: dict[str, str]
+
+
+def paginate(
+    queryset: QuerySet[Any],
+    query: QueryDict,
+    path: str,
+    *,
+    date_field: str = "last_updated",
+    total: int | None = None,
+) -> Page:
+    """Apply the request's window to `queryset` (already scoped to what the caller may see) and build the headers.
+
+    `total` may be passed by callers that keep a count elsewhere; otherwise X-Total-Count is counted.
+    """
+    request = page_request(query)
+    filtered = queryset
+    if request.date_from is not None:
+        filtered = filtered.filter(**{f"{date_field}__gte": request.date_from})
+    if request.date_to is not None:
+        filtered = filtered.filter(**{f"{date_field}__lt": request.date_to})
+    filtered = filtered.order_by(date_field, "pk")
+    if total is None:
+        total = filtered.count()
+    if request.limit == 0:
+        objects: list[Model] = []
+    elif request.cursor is not None:
+        stamp, pk = request.cursor
+        after = Q(**{f"{date_field}__gt": stamp}) | Q(**{date_field: stamp, "pk__gt": pk})
+        objects = list(filtered.filter(after)[: request.limit])
+    else:
+        objects = list(filtered[request.offset : request.offset + request.limit])
+    headers = {"X-Total-Count": str(total), "X-Limit": str(settings.OCPI_MAX_PAGE_LIMIT)}
+    next_offset = request.offset + len(objects)
+    if objects and next_offset < total:
+        params: dict[str, Any] = {"offset": next_offset, "limit": request.limit}
+        if request.raw_date_from is not None:
+            params["date_from"] = request.raw_date_from
+        if request.raw_date_to is not None:
+            params["date_to"] = request.raw_date_to
+        last = objects[-1]
+        params["cursor"] = _encode_cursor(getattr(last, date_field), last.pk)
+        headers["Link"] = f'<{absolute_url(path)}?{urlencode(params)}>; rel="next"'
+    return Page(objects=objects, headers=headers)

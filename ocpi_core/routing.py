@@ -1,0 +1,50 @@
+"""OCPI-from/to routing headers (REFERENCE §2.2, §2.10): parsed on the way in, echoed swapped on the way out."""
+
+from dataclasses import dataclass
+
+from django.http import HttpRequest
+
+from ocpi_core.exceptions import InvalidParameters
+
+FROM_COUNTRY, FROM_PARTY = "OCPI-from-country-code", "OCPI-from-party-id"
+TO_COUNTRY, TO_PARTY = "OCPI-to-country-code", "OCPI-to-party-id"
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """The four routing headers of one request; empty strings where absent."""
+
+    from_country_code: str = ""
+    from_party_id: str = ""
+    to_country_code: str = ""
+    to_party_id: str = ""
+
+    @property
+    def has_from(self) -> bool:
+        return bool(self.from_country_code and self.from_party_id)
+
+    @property
+    def has_to(self) -> bool:
+        return bool(self.to_country_code and self.to_party_id)
+
+    def response_headers(self) -> dict[str, str]:
+        """Headers for the response: `to` and `from` swapped (the response goes back to the requesting party)."""
+        headers = {}
+        if self.has_from:
+            headers[TO_COUNTRY], headers[TO_PARTY] = self.from_country_code, self.from_party_id
+        if self.has_to:
+            headers[FROM_COUNTRY], headers[FROM_PARTY] = self.to_country_code, self.to_party_id
+        return headers
+
+
+def routing_from_request(request: HttpRequest) -> Routing:
+    """Parse the routing headers; a pair given half, or values of the wrong length, are a 2001."""
+    values = {name: request.headers.get(name, "").strip() for name in (FROM_COUNTRY, FROM_PARTY, TO_COUNTRY, TO_PARTY)}
+    for country, party in ((FROM_COUNTRY, FROM_PARTY), (TO_COUNTRY, TO_PARTY)):
+        if bool(values[country]) != bool(values[party]):
+            raise InvalidParameters(f"{country} and {party} must be sent together")
+        if values[country] and (len(values[country]) != 2 or not values[country].isascii()):
+            raise InvalidParameters(f"{country} must be a 2-letter country code")
+        if values[party] and (len(values[party]) != 3 or not values[party].isascii()):
+            raise InvalidParameters(f"{party} must be a 3-character party id")
+    return Routing(values[FROM_COUNTRY], values[FROM_PARTY], values[TO_COUNTRY], values[TO_PARTY])

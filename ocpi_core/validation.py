@@ -1,0 +1,169 @@
+"""Field rules of every OCPI 2.2.1 object (cardinality, type, length, pattern, enum) enforced on input.
+
+The definitions come from `ocpi_core/spec/definitions.json`, generated from the project's spec reference by
+`scripts/gen_spec_definitions.py`. One validator serves every module, so a rule is written once and every
+message names the offending field by its path (`evses[0].connectors[1].standard`).
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ocpi_core.envelope import parse_datetime
+from ocpi_core.exceptions import InvalidParameters
+
+_DEFINITIONS_FILE = Path(__file__).resolve().parent / "spec" / "definitions.json"
+_PRINTABLE_UTF8 = re.compile(r"^[^\x00-\x1f\x7f]*$")
+_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
+_URL_MAX = 255
+_MAX_ERRORS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRule:
+    """One field of an OCPI object."""
+
+    name: str
+    type: str
+    card: str
+    max_length: int | None
+    pattern: re.Pattern[str] | None
+
+
+@cache
+def _definitions() -> tuple[dict[str, tuple[FieldRule, ...]], dict[str, frozenset[str]]]:
+    raw = json.loads(_DEFINITIONS_FILE.read_text())
+    objects = {
+        name: tuple(
+            FieldRule(
+                name=f["name"],
+                type=f["type"],
+                card=f["card"],
+                max_length=f.get("max_length"),
+                pattern=re.compile(f["pattern"]) if f.get("pattern") else None,
+            )
+            for f in obj["fields"]
+        )
+        for name, obj in raw["objects"].items()
+    }
+    enums = {name: frozenset(values) for name, values in raw["enums"].items()}
+    return objects, enums
+
+
+def object_fields(type_name: str) -> tuple[FieldRule, ...]:
+    """The field rules of one OCPI object."""
+    return _definitions()[0][type_name]
+
+
+def enum_values(type_name: str) -> frozenset[str]:
+    """The values of one OCPI enum."""
+    return _definitions()[1][type_name]
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        if len(self.errors) < _MAX_ERRORS:
+            self.errors.append(f"{path}: {message}")
+
+
+def _check_value(type_name: str, value: Any, rule: FieldRule | None, path: str, out: _Collector) -> None:
+    objects, enums = _definitions()
+    max_length = rule.max_length if rule else None
+    if type_name in objects:
+        if not isinstance(value, dict):
+            out.add(path, f"must be a {type_name} object")
+            return
+        _check_object(type_name, value, path, out, partial=False)
+        return
+    if type_name in enums:
+        if not isinstance(value, str) or value not in enums[type_name]:
+            out.add(path, f"must be one of the {type_name} values")
+        return
+    if type_name in ("string", "CiString", "URL"):
+        if not isinstance(value, str):
+            out.add(path, "must be a string")
+            return
+        limit = _URL_MAX if type_name == "URL" and max_length is None else max_length
+        if limit is not None and len(value) > limit:
+            out.add(path, f"must be at most {limit} characters")
+        printable = _PRINTABLE_ASCII if type_name == "CiString" else _PRINTABLE_UTF8
+        if not printable.match(value):
+            out.add(path, "contains characters that are not allowed (control characters, or non-ASCII in a CiString)")
+        elif rule is not None and rule.pattern is not None and not rule.pattern.fullmatch(value):
+            out.add(path, f"does not match the pattern {rule.pattern.pattern}")
+        return
+    if type_name == "DateTime":
+        try:
+            parse_datetime(value)
+        except ValueError:
+            out.add(path, "must be an OCPI DateTime in UTC, e.g. 2015-06-29T20:39:09Z")
+        return
+    if type_name == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            out.add(path, "must be a number")
+        return
+    if type_name == "int":
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            out.add(path, "must be an integer")
+        elif max_length is not None and len(str(abs(int(value)))) > max_length:
+            out.add(path, f"must have at most {max_length} digits")
+        return
+    if type_name == "boolean":
+        if not isinstance(value, bool):
+            out.add(path, "must be true or false")
+        return
+    # "any"
+    return
+
+
+def _check_object(type_name: str, data: dict[str, Any], path: str, out: _Collector, *, partial: bool) -> None:
+    prefix = f"{path}." if path else ""
+    for rule in object_fields(type_name):
+        field_path = prefix + rule.name
+        present = rule.name in data
+        value = data.get(rule.name)
+        if value is None:
+            if rule.card in ("1", "+") and not (partial and not present):
+                out.add(field_path, "is required")
+            continue
+        if rule.card in ("*", "+"):
+            if not isinstance(value, list):
+                out.add(field_path, "must be a list")
+                continue
+            if rule.card == "+" and not value:
+                out.add(field_path, "must contain at least one element")
+            for index, item in enumerate(value):
+                if item is None:
+                    out.add(f"{field_path}[{index}]", "must not be null")
+                else:
+                    _check_value(rule.type, item, rule, f"{field_path}[{index}]", out)
+        else:
+            _check_value(rule.type, value, rule, field_path, out)
+
+
+def validation_errors(type_name: str, data: Any, *, partial: bool = False) -> list[str]:
+    """Every rule `data` breaks as an OCPI `type_name` ('path: message'); empty when valid.
+
+    `partial=True` is for PATCH bodies: required fields may be absent, but what is present must be valid.
+    Unknown fields are tolerated (be tolerant when reading, REFERENCE §17).
+    """
+    out = _Collector()
+    if not isinstance(data, dict):
+        out.add("body", f"must be a JSON object ({type_name})")
+        return out.errors
+    _check_object(type_name, data, "", out, partial=partial)
+    return out.errors
+
+
+def validate(type_name: str, data: Any, *, partial: bool = False) -> dict[str, Any]:
+    """Raise InvalidParameters (2001) naming every broken field; return `data` when it is a valid `type_name`."""
+    errors = validation_errors(type_name, data, partial=partial)
+    if errors:
+        raise InvalidParameters("; ".join(errors))
+    return data
