@@ -21,7 +21,9 @@ ensure_venv() {
     # Reinstall only when the requirements changed since the last install.
     stamp=".venv/.installed-$(basename "$requirements" .txt)"
     if [ ! -f "$stamp" ] || [ "$requirements" -nt "$stamp" ] || [ requirements.txt -nt "$stamp" ]; then
-        .venv/bin/python -m pip install --disable-pip-version-check -q -r "$requirements"
+        # (this machine's pip configuration warns about absent local mirrors; those lines are noise)
+        .venv/bin/python -m pip install --disable-pip-version-check -q -r "$requirements" 2>&1 \
+            | { grep -v "^WARNING: Location .* is ignored" || true; }
         touch "$stamp"
     fi
 }

@@ -1,0 +1,29 @@
+"""Scoped reads of the protocol core's models."""
+
+from django.db.models import QuerySet
+
+from ocpi_core.exceptions import NotFound
+from ocpi_core.models import Partner, Party
+from ocpi_core.routing import Routing
+
+
+def own_parties_for_request(*, routing: Routing, role: str) -> QuerySet[Party]:
+    """The own parties of `role` a request is addressed to (REFERENCE §2.10).
+
+    With `OCPI-to-*` headers: exactly that party, which must be ours and have that role (404 otherwise: the request
+    was routed to the wrong platform). Without them (a direct link, or a GET of all): every own party of the role.
+    """
+    parties = Party.objects.filter(partner__isnull=True, role=role)
+    if routing.has_to:
+        parties = parties.filter(country_code__iexact=routing.to_country_code, party_id__iexact=routing.to_party_id)
+        if not parties.exists():
+            raise NotFound(f"{routing.to_country_code}*{routing.to_party_id} is not a {role} party on this platform")
+    return parties
+
+
+def partner_owns_party(*, partner: Partner, country_code: str, party_id: str, role: str | None = None) -> bool:
+    """Did the partner announce this (country_code, party_id) in its credentials roles? (CiString comparison)."""
+    parties = partner.parties.filter(country_code__iexact=country_code, party_id__iexact=party_id)
+    if role is not None:
+        parties = parties.filter(role=role)
+    return parties.exists()
