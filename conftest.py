@@ -2,8 +2,8 @@
 fake partner platform (a local HTTP server) for the calls we make."""
 
 import base64
-import re
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -78,7 +78,7 @@ def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return not (
+    return ip.is_global and not (  # is_global also excludes 100.64.0.0/10, not "private" but not public either
         ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
     )
 
@@ -308,7 +308,7 @@ class OcpiClient:
 
         A Link that cannot be used (unparseable, unsafe, pointing back at a page already fetched, or failing when
         followed) is replaced by offset arithmetic from the objects received so far and X-Total-Count; a partner
-        that keeps answering the same page is stopped after a bounded number of pages.
+        that answers the same page twice (ignoring offset, or looping its Links) is stopped there.
         """
         base_params = {k: v for k, v in (params or {}).items() if v is not None}
         if limit is not None:
@@ -317,13 +317,14 @@ class OcpiClient:
         next_url: str | None = _with_params(url, {**base_params, "offset": offset})
         seen: set[str] = set()
         followed_link = False
+        previous: list[Any] | None = None
         for _ in range(_MAX_PAGES):
             if next_url is None:
                 return
             seen.add(next_url)
             try:
                 page = self.get(next_url, routing=routing)
-            except (PartnerRefused, PartnerBadResponse):
+            except PartnerCallError:
                 if not followed_link:
                     raise
                 logger.warning("Following a partner's Link failed; continuing by offset", extra={"url": next_url})
@@ -334,15 +335,25 @@ class OcpiClient:
             items = page.data if isinstance(page.data, list) else None
             if items is None:
                 raise PartnerBadResponse(f"{next_url} answered a list request without a list", http_status=200)
+            if items and items == previous:
+                logger.warning("Partner answered the same page twice; stopping", extra={"url": next_url})
+                return  # a partner that ignores offset or loops its Links: the rest would be duplicates
+            previous = items
             yield page
             offset += len(items)
             total = _int_header(page.headers, "X-Total-Count")
             page_limit = _int_header(page.headers, "X-Limit")
             raw_link = page.headers.get("Link")
+            if raw_link is None:
+                return  # no Link: this was the last page (REFERENCE §2.7)
             link = _link_next(raw_link)
-            if raw_link is None or (link is None and 'rel="next"' not in raw_link and "rel=next" not in raw_link):
-                return  # no next page announced: this was the last one
-            candidate = urljoin(next_url, link) if link else None
+            announced = link is not None or 'rel="next"' in raw_link or "rel=next" in raw_link
+            if not announced and (total is None or offset >= total):
+                return  # a Link without a next page (rel="prev" ...), and X-Total-Count does not say otherwise
+            try:
+                candidate = urljoin(next_url, link) if link else None
+            except ValueError:  # e.g. an unbalanced IPv6 bracket
+                candidate = None
             usable = candidate is not None and candidate not in seen
             if usable and candidate is not None:
                 try:

@@ -12,6 +12,7 @@ from ocpi_core.constants import StatusCode
 
 _DATETIME_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z)?$",
+    re.ASCII,  # \d is [0-9] only: Python's int() would read fullwidth or Arabic-Indic digits too
 )
 
 
@@ -20,9 +21,9 @@ def parse_datetime(value: str) -> datetime:
 
     Raises ValueError on anything else (the spec says `+00:00` is not the same as UTC).
     """
-    if not isinstance(value, str) or len(value) > 25 + 4:  # a few more fraction digits than the spec's 25 are harmless
+    if not isinstance(value, str) or len(value) > 30:  # up to nanoseconds (Java's Instant), then `Z`: 30 characters
         raise ValueError("not an OCPI DateTime")
-    match = _DATETIME_RE.match(value)
+    match = _DATETIME_RE.fullmatch(value)  # `$` alone would let a trailing newline through
     if match is None:
         raise ValueError("not an OCPI DateTime (expected YYYY-MM-DDThh:mm:ss[.fff][Z], UTC)")
     year, month, day, hour, minute, second, fraction, _z = match.groups()

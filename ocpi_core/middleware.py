@@ -5,11 +5,13 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware as DjangoMessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 
 from ocpi_core.constants import StatusCode
 from ocpi_core.envelope import OcpiResponse
@@ -41,7 +43,7 @@ def _incoming_id(request: HttpRequest, header: str) -> str:
 
 def _as_envelope(response: HttpResponse) -> HttpResponse:
     """Replace a non-envelope answer (Django's HTML 404/500, a redirect ...) by the envelope with its status."""
-    if hasattr(response, "ocpi_status_code"):
+    if hasattr(response, "ocpi_status_code") or 200 <= response.status_code < 300:
         return response
     status = response.status_code
     if status >= 500:
@@ -114,11 +116,20 @@ def _backoffice_only(middleware: type) -> type:
                 return self.get_response(request)
             return super().__call__(request)
 
+        def process_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | None:
+            # Django calls process_view hooks directly, outside __call__.
+            parent = getattr(super(), "process_view", None)
+            if parent is None or request.path_info.startswith(OCPI_PREFIX):
+                return None
+            return parent(request, *args, **kwargs)
+
     BackOfficeOnly.__name__ = BackOfficeOnly.__qualname__ = middleware.__name__
     return BackOfficeOnly
 
 
-# Sessions, auth and messages cost 19-28 % of a small OCPI request (PERFORMANCE.md §5) and do nothing for partners.
+# Sessions, auth, messages and CSRF cost 19-28 % of a small OCPI request (PERFORMANCE.md §5)
+# and do nothing for partners.
 SessionMiddleware = _backoffice_only(DjangoSessionMiddleware)
 AuthenticationMiddleware = _backoffice_only(DjangoAuthenticationMiddleware)
 MessageMiddleware = _backoffice_only(DjangoMessageMiddleware)
+CsrfViewMiddleware = _backoffice_only(DjangoCsrfViewMiddleware)

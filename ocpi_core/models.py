@@ -77,8 +77,14 @@ class Partner(TimeStampedModel):
     def token_out(self) -> str:
         """The clear token we present to this partner ('' when none)."""
         from ocpi_core.crypto import token_decrypt
+        from ocpi_core.exceptions import ServerError
 
-        return token_decrypt(self.token_out_encrypted) if self.token_out_encrypted else ""
+        if not self.token_out_encrypted:
+            return ""
+        try:
+            return token_decrypt(self.token_out_encrypted)
+        except ValueError as exc:
+            raise ServerError(f"The token stored for partner {self.name} cannot be decrypted: {exc}") from exc
 
 
 class PartnerEndpoint(models.Model):

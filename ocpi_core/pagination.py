@@ -8,7 +8,7 @@ its meaning; a client that builds its own URLs without `cursor` gets plain offse
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db.models import Model, Q, QuerySet
 from django.http import QueryDict
 
-from ocpi_core.envelope import format_datetime, parse_datetime
+from ocpi_core.envelope import parse_datetime
 from ocpi_core.exceptions import InvalidParameters
 from ocpi_core.registry import absolute_url
 
@@ -38,13 +38,9 @@ def _int_param(query: QueryDict, name: str, default: int) -> int:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise InvalidParameters(f"{name} must be a non-negative integer") from exc
-    if value < 0:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:  # no signs, underscores, spaces or other digits
         raise InvalidParameters(f"{name} must be a non-negative integer")
-    return value
+    return int(raw)
 
 
 def _date_param(query: QueryDict, name: str) -> tuple[datetime | None, str | None]:
@@ -58,7 +54,10 @@ def _date_param(query: QueryDict, name: str) -> tuple[datetime | None, str | Non
 
 
 def _encode_cursor(last_updated: datetime, pk: int) -> str:
-    return base64.urlsafe_b64encode(f"{format_datetime(last_updated)}|{pk}".encode()).decode().rstrip("=")
+    # Full microseconds: format_datetime keeps milliseconds only, and a rounded-down stamp would serve again every
+    # object of the same millisecond that sorts after it (timezone.now() stamps differ in microseconds).
+    stamp = last_updated.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return base64.urlsafe_b64encode(f"{stamp}|{pk}".encode()).decode().rstrip("=")
 
 
 def _decode_cursor(raw: str) -> tuple[datetime, int] | None:

@@ -43,8 +43,10 @@ def routing_from_request(request: HttpRequest) -> Routing:
     for country, party in ((FROM_COUNTRY, FROM_PARTY), (TO_COUNTRY, TO_PARTY)):
         if bool(values[country]) != bool(values[party]):
             raise InvalidParameters(f"{country} and {party} must be sent together")
-        if values[country] and (len(values[country]) != 2 or not values[country].isascii()):
+        if values[country] and not (
+            len(values[country]) == 2 and values[country].isascii() and values[country].isalpha()
+        ):
             raise InvalidParameters(f"{country} must be a 2-letter country code")
-        if values[party] and (len(values[party]) != 3 or not values[party].isascii()):
+        if values[party] and not (len(values[party]) == 3 and values[party].isascii() and values[party].isalnum()):
             raise InvalidParameters(f"{party} must be a 3-character party id")
     return Routing(values[FROM_COUNTRY], values[FROM_PARTY], values[TO_COUNTRY], values[TO_PARTY])

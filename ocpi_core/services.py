@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from ocpi_core.authentication import PartnerAuth
 from ocpi_core.client import OcpiClient, PartnerCallError, PartnerRefused, url_check
-from ocpi_core.constants import OCPI_VERSION, ModuleID
+from ocpi_core.constants import OCPI_VERSION, ModuleID, VersionNumber
 from ocpi_core.crypto import token_encrypt, token_generate, token_hash, token_hint
 from ocpi_core.exceptions import (
     InvalidParameters,
@@ -93,7 +93,10 @@ def partner_version_fetch(
         raise UnableToUseClientApi(f"Could not GET the versions endpoint: {exc.message}") from exc
     if not isinstance(versions, list) or not versions:
         raise UnableToUseClientApi("The versions endpoint did not answer a list of versions")
+    known = set(VersionNumber.values)
     for index, version in enumerate(versions):
+        if isinstance(version, dict) and isinstance(version.get("version"), str) and version["version"] not in known:
+            continue  # a version we do not know (a newer OCPI): ignored, tolerant reading (REFERENCE §17)
         errors = validation_errors("Version", version)
         if errors:
             raise UnableToUseClientApi(f"versions[{index}]: " + "; ".join(errors))
@@ -107,6 +110,14 @@ def partner_version_fetch(
         details = client.get(details_url).data
     except PartnerCallError as exc:
         raise UnableToUseClientApi(f"Could not GET the version details endpoint: {exc.message}") from exc
+    if isinstance(details, dict) and isinstance(details.get("endpoints"), list):
+        # Custom modules (prefixed ids such as `nltnm-tokens`, REFERENCE §4.2) are not ours to call: ignored.
+        modules = set(ModuleID.values)
+
+        def custom(e: Any) -> bool:
+            return isinstance(e, dict) and isinstance(e.get("identifier"), str) and e["identifier"] not in modules
+
+        details["endpoints"] = [e for e in details["endpoints"] if not custom(e)]
     errors = validation_errors("VersionDetails", details)
     if errors:
         raise UnableToUseClientApi("Invalid version details: " + "; ".join(errors))
@@ -169,8 +180,10 @@ def partner_invite(*, name: str) -> tuple[Partner, str]:
         if partner.status == Partner.Status.REGISTERED:
             raise InvalidParameters(f"Partner {name} is registered already; unregister it first")
         partner.tokens.filter(kind=PartnerToken.Kind.REGISTRATION).delete()
+        partner.endpoints.all().delete()  # a re-invited (unregistered) partner's old endpoints are stale
         partner.status = Partner.Status.INVITED
-        partner.save(update_fields=["status", "updated_at"])
+        partner.version = ""
+        partner.save(update_fields=["status", "version", "updated_at"])
         token = _token_add(partner=partner, kind=PartnerToken.Kind.REGISTRATION)
     logger.info("Partner invited", extra={"partner": partner.name})
     return partner, token
@@ -251,6 +264,12 @@ def _partner_mark_unregistered(*, partner: Partner) -> None:
     partner.refresh_from_db()
 
 
+def _record_error(partner: Partner, message: str) -> None:
+    """Keep the last failure on the partner, where operators look (admin list, ocpi_partners)."""
+    Partner.objects.filter(pk=partner.pk).update(last_error=message[:2000])
+    partner.last_error = message[:2000]
+
+
 def _name_from_url(url: str) -> str:
     return (urlsplit(url).hostname or "partner")[:80]
 
@@ -324,6 +343,7 @@ def partner_rotate(*, partner: Partner) -> Partner:
             versions_url=partner.versions_url, token=client.token, encoding=partner.token_encoding, partner=partner
         )
     except OcpiError as exc:
+        _record_error(partner, f"Rotate: reading the partner's versions failed: {exc.message}")
         raise RegistrationError(f"Reading the partner's versions failed: {exc.message}") from exc
     credentials_url = fetched.url(ModuleID.CREDENTIALS)
     token_new = _token_add(partner=partner, kind=PartnerToken.Kind.PENDING)
@@ -332,6 +352,7 @@ def partner_rotate(*, partner: Partner) -> Partner:
         credentials = credentials_validate(result.data)
     except (PartnerCallError, OcpiError) as exc:
         PartnerToken.objects.filter(token_hash=token_hash(token_new)).delete()
+        _record_error(partner, f"Rotate: the partner refused the credentials update: {exc.message}")
         raise RegistrationError(f"The partner refused the credentials update: {exc.message}") from exc
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
@@ -374,9 +395,16 @@ def partner_endpoints_refresh(*, partner: Partner) -> Partner:
     """Re-read the partner's versions and version details with our current token and store its endpoints."""
     if partner.status != Partner.Status.REGISTERED:
         raise InvalidParameters(f"Partner {partner} is not registered")
-    fetched = partner_version_fetch(
-        versions_url=partner.versions_url, token=partner.token_out(), encoding=partner.token_encoding, partner=partner
-    )
+    try:
+        fetched = partner_version_fetch(
+            versions_url=partner.versions_url,
+            token=partner.token_out(),
+            encoding=partner.token_encoding,
+            partner=partner,
+        )
+    except OcpiError as exc:
+        _record_error(partner, f"Re-fetch endpoints: {exc.message}")
+        raise
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
         locked.endpoints.all().delete()

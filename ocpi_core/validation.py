@@ -16,7 +16,7 @@ from ocpi_core.envelope import parse_datetime
 from ocpi_core.exceptions import InvalidParameters
 
 _DEFINITIONS_FILE = Path(__file__).resolve().parent / "spec" / "definitions.json"
-_PRINTABLE_UTF8 = re.compile(r"^[^\x00-\x1f\x7f]*$")
+_PRINTABLE_UTF8 = re.compile(r"^[^\x00-\x1f\x7f-\x9f]*$")
 _PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
 _URL_MAX = 255
 _MAX_ERRORS = 20

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "ocpi_core",
 ]
 
@@ -40,7 +41,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "ocpi_core.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
+    "ocpi_core.middleware.CsrfViewMiddleware",
     "ocpi_core.middleware.AuthenticationMiddleware",
     "ocpi_core.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -124,8 +125,17 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "2.2.1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI assets from the installed sidecar package: the docs work on networks without a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
+    # What every /ocpi/ operation shares (auth, ids, routing headers, error envelopes) is added once, here.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ocpi_core.api.schema.postprocess_ocpi_operations",
+    ],
 }
 
 # --- Celery ---

@@ -66,6 +66,8 @@ class OcpiAPIView(APIView):
     renderer_classes = [OcpiJSONRenderer]
     content_negotiation_class = OcpiContentNegotiation
     throttle_classes: list[Any] = []
+    # No OPTIONS: DRF would answer its metadata, which is no envelope (and the middleware then made it a 404).
+    http_method_names = ["get", "post", "put", "patch", "delete", "head"]
     ocpi_module: str = ""
 
     def get_exception_handler(self) -> Any:

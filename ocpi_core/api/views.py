@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.http import HttpRequest
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 
@@ -27,7 +28,12 @@ class VersionsView(OcpiAPIView):
     permission_classes = [AnyPartnerToken]
     ocpi_module = "versions"
 
-    @extend_schema(operation_id="ocpi_versions", tags=["OCPI versions"], responses=versions_response)
+    @extend_schema(
+        operation_id="ocpi_versions",
+        summary="Versions this platform supports",
+        tags=["OCPI versions"],
+        responses=versions_response,
+    )
     def get(self, request: Request) -> OcpiResponse:
         return OcpiResponse(version_list())
 
@@ -38,7 +44,12 @@ class VersionDetailsView(OcpiAPIView):
     permission_classes = [AnyPartnerToken]
     ocpi_module = "versions"
 
-    @extend_schema(operation_id="ocpi_version_details", tags=["OCPI versions"], responses=version_details_response)
+    @extend_schema(
+        operation_id="ocpi_version_details",
+        summary="Endpoints of OCPI 2.2.1 on this platform",
+        tags=["OCPI versions"],
+        responses=version_details_response,
+    )
     def get(self, request: Request) -> OcpiResponse:
         return OcpiResponse(version_details())
 
@@ -49,13 +60,19 @@ class CredentialsView(OcpiAPIView):
     permission_classes = [AnyPartnerToken]
     ocpi_module = ModuleID.CREDENTIALS
 
-    @extend_schema(operation_id="ocpi_credentials_get", tags=["OCPI credentials"], responses=credentials_response)
+    @extend_schema(
+        operation_id="ocpi_credentials_get",
+        summary="Our credentials, carrying the token the caller presented",
+        tags=["OCPI credentials"],
+        responses=credentials_response,
+    )
     def get(self, request: Request) -> OcpiResponse:
         auth = request_auth(request)
         return OcpiResponse(services.our_credentials(token=auth.value))
 
     @extend_schema(
         operation_id="ocpi_credentials_register",
+        summary="Register with token A: we call the given versions URL back, then answer with token C",
         tags=["OCPI credentials"],
         request=CREDENTIALS_REQUEST,
         responses=credentials_response,
@@ -66,6 +83,7 @@ class CredentialsView(OcpiAPIView):
 
     @extend_schema(
         operation_id="ocpi_credentials_update",
+        summary="Update credentials (registered partners): new endpoints are read, a new token C is issued",
         tags=["OCPI credentials"],
         request=CREDENTIALS_REQUEST,
         responses=credentials_response,
@@ -74,12 +92,18 @@ class CredentialsView(OcpiAPIView):
         data = services.credentials_update_inbound(auth=request_auth(request), data=request.data)
         return OcpiResponse(data)
 
-    @extend_schema(operation_id="ocpi_credentials_unregister", tags=["OCPI credentials"], responses=empty_response)
+    @extend_schema(
+        operation_id="ocpi_credentials_unregister",
+        summary="Unregister: every token of the partner stops working",
+        tags=["OCPI credentials"],
+        responses=empty_response,
+    )
     def delete(self, request: Request) -> OcpiResponse:
         services.credentials_delete_inbound(auth=request_auth(request))
         return OcpiResponse()
 
 
+@csrf_exempt  # partners authenticate by token, never by cookie; a POST must get the 404, not a CSRF 403
 def ocpi_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> OcpiResponse:
     """Any URL under /ocpi/ that matches no endpoint: a 404 envelope, whatever the method."""
     return OcpiResponse(status_code=StatusCode.CLIENT_ERROR, status_message="Unknown endpoint", http_status=404)

@@ -1,0 +1,1 @@
+"""Test-only endpoints mounted by `tests.probe.urls` (never by config.urls)."""
