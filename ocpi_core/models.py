@@ -53,6 +53,9 @@ class Partner(TimeStampedModel):
     page_size = models.PositiveIntegerField(
         null=True, blank=True, help_text="Page size to ask for when pulling from this partner (empty: its X-Limit)."
     )
+    push_enabled = models.BooleanField(
+        default=True, help_text="Push changes of our objects to this partner (it can always pull them)."
+    )
     registered_at = models.DateTimeField(null=True, blank=True)
     last_contact_at = models.DateTimeField("last inbound request", null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -212,3 +215,132 @@ class TrafficLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.method} {self.url} {self.http_status}"
+
+
+class Delivery(models.Model):
+    """One change of one of our own objects to deliver to one partner (the transactional outbox, DESIGN.md Push).
+
+    Written in the same transaction as the change. It names the object, never a copy of it: every attempt renders
+    the object as it is then, so a retry never replays a stale write. A newer change for the same object and
+    partner supersedes an undelivered older one.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        IN_FLIGHT = "IN_FLIGHT", "Sending"
+        DELIVERED = "DELIVERED", "Delivered"
+        FAILED = "FAILED", "Failed"
+        SUPERSEDED = "SUPERSEDED", "Superseded"
+
+    class Method(models.TextChoices):
+        PUT = "PUT"
+        PATCH = "PATCH"
+        DELETE = "DELETE"
+        POST = "POST"
+
+    OPEN = (Status.PENDING, Status.IN_FLIGHT)
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="deliveries")
+    module = models.CharField(max_length=32)
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    object_path = models.CharField(
+        max_length=120, help_text="The object's ids under the party: location, location/evse, location/evse/connector"
+    )
+    method = models.CharField(max_length=6, choices=Method.choices)
+    fields = models.JSONField(default=list, blank=True, help_text="PATCH: the fields that changed")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    window_start = models.DateTimeField(help_text="Retries stop OCPI_PUSH_RETRY_WINDOW seconds after this")
+    next_attempt_at = models.DateTimeField(db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_ocpi_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    superseded_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ("-created_at", "-pk")
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(
+                fields=["partner", "module", "country_code", "party_id", "object_path", "status"],
+                name="ocpi_core_delivery_object",
+            ),
+            models.Index(fields=["status", "next_attempt_at"], name="ocpi_core_delivery_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.module} {self.country_code}/{self.party_id}/{self.object_path} → {self.partner}"
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP attempt of a Delivery, as operators need it to see why a push fails."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField(auto_now_add=True)
+    method = models.CharField(max_length=6)
+    url = models.TextField()
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    ocpi_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    outcome = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ("-at", "-pk")
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url} {self.outcome}"
+
+
+class SyncState(models.Model):
+    """Pull sync bookkeeping per partner and module: the last successful sync, and whether one runs now."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="sync_states")
+    module = models.CharField(max_length=32)
+    last_success_at = models.DateTimeField(null=True, blank=True, help_text="date_from of the next incremental sync")
+    last_full_at = models.DateTimeField(null=True, blank=True)
+    running_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("partner", "module")
+        constraints = [models.UniqueConstraint(fields=["partner", "module"], name="ocpi_core_syncstate_key")]
+
+    def __str__(self) -> str:
+        return f"{self.partner} {self.module}"
+
+
+class SyncRun(models.Model):
+    """One pull of a partner's Sender list: progress while it runs, result afterwards."""
+
+    class Kind(models.TextChoices):
+        INCREMENTAL = "INCREMENTAL", "Incremental"
+        FULL = "FULL", "Full"
+
+    class Status(models.TextChoices):
+        RUNNING = "RUNNING", "Running"
+        SUCCEEDED = "SUCCEEDED", "Succeeded"
+        FAILED = "FAILED", "Failed"
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="sync_runs")
+    module = models.CharField(max_length=32)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    date_from = models.DateTimeField(null=True, blank=True)
+    pages = models.PositiveIntegerField(default=0)
+    received = models.PositiveIntegerField("objects received", default=0)
+    errors = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0, help_text="Full sync: objects no longer returned")
+    total = models.PositiveIntegerField(null=True, blank=True, help_text="X-Total-Count of the first page")
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-started_at", "-pk")
+
+    def __str__(self) -> str:
+        return f"{self.partner} {self.module} {self.kind} {self.status}"

@@ -2,6 +2,7 @@
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -24,3 +25,48 @@ def traffic_log_purge_task(batch_size: int = 5000) -> int:
         deleted += TrafficLog.objects.filter(pk__in=ids).delete()[0]
     logger.info("Traffic log purged", extra={"deleted": deleted, "cutoff": cutoff.isoformat()})
     return deleted
+
+
+@shared_task(bind=True, acks_late=True, queue="push", soft_time_limit=60, time_limit=90)
+def outbox_deliver_task(self: Any, delivery_id: int) -> str:
+    """Send one outbox delivery to one partner. Running it twice is harmless (see push.outbox_deliver)."""
+    from ocpi_core.push import _enqueue, outbox_deliver
+
+    outcome = outbox_deliver(delivery_id=delivery_id)
+    if outcome.retry_in is not None:
+        _enqueue([delivery_id], countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task(queue="push", soft_time_limit=50, time_limit=60)
+def outbox_sweep_task() -> int:
+    """Every minute: re-enqueue overdue deliveries (lost enqueues, dead workers, a Redis outage)."""
+    from ocpi_core.push import outbox_sweep
+
+    return outbox_sweep()
+
+
+@shared_task(queue="sync", soft_time_limit=3000, time_limit=3600)
+def sync_partner_task(partner_id: int, module: str, full: bool = False) -> str:
+    """Pull one module from one partner (see ocpi_core.sync)."""
+    from ocpi_core.models import Partner
+    from ocpi_core.sync import SyncBusy, sync_run
+
+    partner = Partner.objects.filter(pk=partner_id).first()
+    if partner is None:
+        return "NO_PARTNER"
+    try:
+        return sync_run(partner=partner, module=module, full=full).status
+    except SyncBusy:
+        return "BUSY"
+
+
+@shared_task(queue="sync", soft_time_limit=50, time_limit=60)
+def sync_all_task(full: bool = False) -> int:
+    """Scheduled: one sync task per registered partner and pullable module it offers."""
+    from ocpi_core.sync import sync_targets
+
+    targets = sync_targets()
+    for partner, module in targets:
+        sync_partner_task.delay(partner.pk, module, full)
+    return len(targets)

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "ocpi_core",
+    "locations",
 ]
 
 MIDDLEWARE = [
@@ -165,6 +166,17 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "traffic-log-purge": {"task": "ocpi_core.tasks.traffic_log_purge_task", "schedule": crontab(minute=17)},
+    "outbox-sweep": {"task": "ocpi_core.tasks.outbox_sweep_task", "schedule": 60.0},
+    # Pull: incremental often, full (which retires what partners no longer list) once a night.
+    "sync-incremental": {
+        "task": "ocpi_core.tasks.sync_all_task",
+        "schedule": crontab(minute=f"*/{env.int('OCPI_SYNC_INTERVAL_MINUTES', default=15)}"),
+    },
+    "sync-full": {
+        "task": "ocpi_core.tasks.sync_all_task",
+        "schedule": crontab(hour=3, minute=30),
+        "kwargs": {"full": True},
+    },
 }
 
 # --- OCPI ---
@@ -187,6 +199,15 @@ OCPI_REQUIRED_PARTNER_MODULES = env.list("OCPI_REQUIRED_PARTNER_MODULES", defaul
 OCPI_TRAFFIC_LOG_ENABLED = env.bool("OCPI_TRAFFIC_LOG_ENABLED", default=True)
 OCPI_TRAFFIC_LOG_BODY_LIMIT = env.int("OCPI_TRAFFIC_LOG_BODY_LIMIT", default=4096)
 OCPI_TRAFFIC_LOG_RETENTION_DAYS = env.int("OCPI_TRAFFIC_LOG_RETENTION_DAYS", default=30)
+
+# Push (the outbox): retry backoff base and cap, how long a change is retried before it becomes a dead letter, how
+# long a worker holds a delivery before another may take it over, and how overdue a row must be for the sweep.
+OCPI_PUSH_RETRY_BASE_SECONDS = env.float("OCPI_PUSH_RETRY_BASE_SECONDS", default=15.0)
+OCPI_PUSH_RETRY_MAX_SECONDS = env.float("OCPI_PUSH_RETRY_MAX_SECONDS", default=600.0)
+OCPI_PUSH_RETRY_WINDOW_SECONDS = env.float("OCPI_PUSH_RETRY_WINDOW_SECONDS", default=6 * 3600.0)
+OCPI_PUSH_LEASE_SECONDS = env.float("OCPI_PUSH_LEASE_SECONDS", default=60.0)
+OCPI_PUSH_SWEEP_GRACE_SECONDS = env.float("OCPI_PUSH_SWEEP_GRACE_SECONDS", default=30.0)
+OCPI_PUSH_ORDER_DELAY_SECONDS = 0.5  # wait for an older change of the same object (or its parent) to go first
 
 # --- Logging: JSON lines on stderr carrying request and correlation ids (stdout stays for command output) ---
 LOG_LEVEL = env("DJANGO_LOG_LEVEL", default="INFO")

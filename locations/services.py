@@ -1,0 +1,465 @@
+"""Locations services: the only writers of Location, Evse and Connector (STYLE.md §4).
+
+Receiver side (partners' objects): PUT replaces, PATCH merges and needs last_updated, URL ids must match body ids,
+a partner writes only under its own parties, a child change bumps its parents' last_updated, an older last_updated
+never overwrites newer data, EVSEs are never deleted (REMOVED). Own side (admin, platform API, charge point
+backends): the same writes, plus an outbox row per receiving partner in the same transaction.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from django.db import transaction
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from locations.models import Connector, Evse, Location
+from ocpi_core.constants import ModuleID, Role
+from ocpi_core.envelope import dumps, format_datetime, parse_datetime
+from ocpi_core.exceptions import InvalidParameters, NotFound, UnknownLocation
+from ocpi_core.mapping import OcpiMapper
+from ocpi_core.models import Delivery, Partner
+from ocpi_core.push import PushModule, outbox_add, push_module_register
+from ocpi_core.selectors import partner_owns_party
+from ocpi_core.sync import PullModule, pull_module_register
+from ocpi_core.validation import validate
+
+LOCATION = OcpiMapper("Location", children=frozenset({"evses"}))
+EVSE = OcpiMapper("EVSE", children=frozenset({"connectors"}), renamed={})
+CONNECTOR = OcpiMapper("Connector")
+
+REMOVED = "REMOVED"
+
+
+@dataclass(frozen=True)
+class Key:
+    """Where an object lives: owner party plus location id, and EVSE uid / connector id for children."""
+
+    country_code: str
+    party_id: str
+    location_id: str
+    evse_uid: str | None = None
+    connector_id: str | None = None
+
+    @property
+    def path(self) -> str:
+        return "/".join(p for p in (self.location_id, self.evse_uid, self.connector_id) if p)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: `created` (answer 201) or `ignored` (older than what we hold: acknowledged, not applied)."""
+
+    location: Location
+    created: bool = False
+    ignored: bool = False
+
+
+# --- rendering ---
+
+
+def connector_render(connector: Connector) -> dict[str, Any]:
+    return CONNECTOR.to_ocpi(connector)
+
+
+def evse_render(evse: Evse) -> dict[str, Any]:
+    data = EVSE.to_ocpi(evse)
+    data["connectors"] = [connector_render(c) for c in evse.connectors.all()]
+    # keep the spec's field order: connectors come right after capabilities
+    return {name: data[name] for name in _order("EVSE") if name in data}
+
+
+def location_render(location: Location) -> dict[str, Any]:
+    data = LOCATION.to_ocpi(location)
+    evses = [evse_render(e) for e in location.evses.all()]
+    if evses:
+        data["evses"] = evses
+    return {name: data[name] for name in _order("Location") if name in data}
+
+
+def _order(type_name: str) -> list[str]:
+    from ocpi_core.validation import object_fields
+
+    return [rule.name for rule in object_fields(type_name)]
+
+
+def _with_children(queryset: QuerySet[Location]) -> QuerySet[Location]:
+    return queryset.prefetch_related(
+        Prefetch(
+            "evses",
+            queryset=Evse.objects.order_by("position", "pk").prefetch_related(
+                Prefetch("connectors", queryset=Connector.objects.order_by("position", "pk"))
+            ),
+        )
+    )
+
+
+def location_doc_refresh(location: Location) -> None:
+    """Rewrite the cached OCPI JSON of a location from its rows (same transaction as the change)."""
+    fresh = _with_children(Location.objects.filter(pk=location.pk)).get()
+    location.doc = dumps(location_render(fresh)).decode()
+    Location.objects.filter(pk=location.pk).update(doc=location.doc)
+
+
+# --- lookups ---
+
+
+def location_find(key: Key, *, lock: bool = False) -> Location | None:
+    """A location by owner and id (CiString: case-insensitive)."""
+    queryset = Location.objects.filter(
+        country_code__iexact=key.country_code, party_id__iexact=key.party_id, ocpi_id__iexact=key.location_id
+    )
+    if lock:
+        queryset = queryset.select_for_update()
+    return queryset.first()
+
+
+def _evse_find(location: Location, uid: str) -> Evse | None:
+    return location.evses.filter(uid__iexact=uid).first()
+
+
+def _connector_find(evse: Evse, connector_id: str) -> Connector | None:
+    return evse.connectors.filter(ocpi_id__iexact=connector_id).first()
+
+
+def location_object_get(*, key: Key, partner: Partner | None) -> dict[str, Any]:
+    """GET of a stored Location/EVSE/Connector: a partner's (receiver) or our own (`partner=None`, sender)."""
+    location = location_find(key)
+    if location is None or location.partner_id != (partner.pk if partner else None):
+        raise UnknownLocation(f"Unknown location {key.location_id}")
+    if key.evse_uid is None:
+        return orjson.loads(location.doc) if location.doc else location_render(location)
+    evse = _evse_find(location, key.evse_uid)
+    if evse is None:
+        raise NotFound(f"Unknown EVSE {key.evse_uid} at location {key.location_id}")
+    if key.connector_id is None:
+        return evse_render(evse)
+    connector = _connector_find(evse, key.connector_id)
+    if connector is None:
+        raise NotFound(f"Unknown connector {key.connector_id} of EVSE {key.evse_uid}")
+    return connector_render(connector)
+
+
+# --- validation ---
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return (a or "").lower() == (b or "").lower()
+
+
+def _check_ids(data: dict[str, Any], key: Key, *, partial: bool) -> None:
+    """URL ids must equal body ids (2001); in a PATCH they may be left out."""
+    depth = 1 if key.evse_uid is None else 2 if key.connector_id is None else 3
+    pairs: list[tuple[str, str]] = []
+    if depth == 1:
+        pairs = [("country_code", key.country_code), ("party_id", key.party_id), ("id", key.location_id)]
+    elif depth == 2:
+        pairs = [("uid", key.evse_uid or "")]
+    else:
+        pairs = [("id", key.connector_id or "")]
+    for name, url_value in pairs:
+        if name not in data and partial:
+            continue
+        if not _same(data.get(name), url_value):
+            raise InvalidParameters(f"{name}: {data.get(name)!r} in the body does not match {url_value!r} in the URL")
+
+
+def _validated(type_name: str, data: Any, key: Key, *, partial: bool) -> dict[str, Any]:
+    validate(type_name, data, partial=partial)
+    if partial and not data.get("last_updated"):
+        raise InvalidParameters("last_updated: is required in a PATCH")
+    _check_ids(data, key, partial=partial)
+    _check_rules(type_name, data)
+    return data
+
+
+def _check_rules(type_name: str, data: dict[str, Any]) -> None:
+    """Rules the field table cannot express."""
+    if type_name == "Location":
+        if data.get("publish") is True and data.get("publish_allowed_to"):
+            raise InvalidParameters("publish_allowed_to: only allowed when publish is false")
+        for index, entry in enumerate(data.get("publish_allowed_to") or []):
+            if not (entry.get("uid") or entry.get("visual_number") or entry.get("group_id")):
+                raise InvalidParameters(f"publish_allowed_to[{index}]: needs uid, visual_number or group_id")
+            if entry.get("uid") and not entry.get("type"):
+                raise InvalidParameters(f"publish_allowed_to[{index}].type: is required with uid")
+            if entry.get("visual_number") and not entry.get("issuer"):
+                raise InvalidParameters(f"publish_allowed_to[{index}].issuer: is required with visual_number")
+    opening = data.get("opening_times") if type_name == "Location" else None
+    if isinstance(opening, dict) and opening.get("twentyfourseven") is False and not opening.get("regular_hours"):
+        raise InvalidParameters("opening_times.regular_hours: required when twentyfourseven is false")
+
+
+def _assert_owner(partner: Partner | None, key: Key) -> None:
+    """A partner writes only under its own parties (404 otherwise, REFERENCE §6.3); a hub relays for others."""
+    if partner is None:
+        return
+    if partner.parties.filter(role=Role.HUB).exists():
+        return
+    if not partner_owns_party(partner=partner, country_code=key.country_code, party_id=key.party_id):
+        raise NotFound(f"{key.country_code}/{key.party_id} is not a party of this partner")
+
+
+# --- writing rows ---
+
+
+def _connector_upsert(evse: Evse, data: dict[str, Any], position: int) -> Connector:
+    values = CONNECTOR.from_ocpi(data)
+    connector = _connector_find(evse, data["id"]) if evse.pk else None
+    if connector is None:
+        connector = Connector(evse=evse)
+    for name, value in values.items():
+        setattr(connector, name, value)
+    connector.position = position
+    connector.save()
+    return connector
+
+
+def _evse_replace(location: Location, data: dict[str, Any], position: int | None) -> Evse:
+    """Create or replace one EVSE with its connectors (connectors left out of the PUT are gone)."""
+    evse = _evse_find(location, data["uid"])
+    if evse is None:
+        evse = Evse(location=location)
+        if position is None:
+            last = location.evses.order_by("-position").first()
+            position = (last.position + 1) if last else 0
+    for name, value in EVSE.from_ocpi(data).items():
+        setattr(evse, name, value)
+    if position is not None:
+        evse.position = position
+    evse.save()
+    kept = [_connector_upsert(evse, c, i).pk for i, c in enumerate(data.get("connectors") or [])]
+    evse.connectors.exclude(pk__in=kept).delete()
+    return evse
+
+
+def _bump(location: Location, when: datetime, evse: Evse | None = None) -> None:
+    """A child changed: its parents' last_updated move to the child's (never backwards)."""
+    if evse is not None and evse.last_updated < when:
+        evse.last_updated = when
+        Evse.objects.filter(pk=evse.pk).update(last_updated=when)
+    if location.last_updated < when:
+        location.last_updated = when
+        Location.objects.filter(pk=location.pk).update(last_updated=when)
+
+
+def _older(stored: datetime, incoming: str) -> bool:
+    return parse_datetime(incoming) < stored
+
+
+def _push(partner: Partner | None, key: Key, method: str, fields: Iterable[str] = ()) -> None:
+    if partner is None:
+        outbox_add(
+            module=ModuleID.LOCATIONS,
+            country_code=key.country_code,
+            party_id=key.party_id,
+            object_path=key.path,
+            method=method,
+            fields=list(fields),
+        )
+
+
+@transaction.atomic
+def location_put(*, partner: Partner | None, key: Key, data: Any) -> WriteResult:
+    """PUT of a Location, EVSE or Connector (by the depth of `key`): create or replace."""
+    _assert_owner(partner, key)
+    if key.evse_uid is None:
+        return _location_put(partner, key, _validated("Location", data, key, partial=False))
+    if key.connector_id is None:
+        return _evse_put(partner, key, _validated("EVSE", data, key, partial=False))
+    return _connector_put(partner, key, _validated("Connector", data, key, partial=False))
+
+
+def _location_put(partner: Partner | None, key: Key, data: dict[str, Any]) -> WriteResult:
+    location = location_find(key, lock=True)
+    if location is not None and location.partner_id != (partner.pk if partner else None):
+        raise NotFound(f"Location {key.location_id} belongs to another platform")
+    if location is not None and _older(location.last_updated, data["last_updated"]):
+        return WriteResult(location, ignored=True)
+    created = location is None
+    if location is None:
+        location = Location(partner=partner)
+    for name, value in LOCATION.from_ocpi(data).items():
+        setattr(location, name, value)
+    location.save()
+    kept = [_evse_replace(location, evse, i).pk for i, evse in enumerate(data.get("evses") or [])]
+    # EVSEs are never deleted: the ones a PUT leaves out are REMOVED
+    location.evses.exclude(pk__in=kept).exclude(status=REMOVED).update(
+        status=REMOVED, last_updated=location.last_updated
+    )
+    location_doc_refresh(location)
+    _push(partner, key, Delivery.Method.PUT)
+    return WriteResult(location, created=created)
+
+
+def _parent(partner: Partner | None, key: Key) -> Location:
+    location = location_find(key, lock=True)
+    if location is None or location.partner_id != (partner.pk if partner else None):
+        raise UnknownLocation(f"Unknown location {key.location_id}: PUT the whole location first")
+    return location
+
+
+def _evse_put(partner: Partner | None, key: Key, data: dict[str, Any]) -> WriteResult:
+    location = _parent(partner, key)
+    current = _evse_find(location, key.evse_uid or "")
+    if current is not None and _older(current.last_updated, data["last_updated"]):
+        return WriteResult(location, ignored=True)
+    evse = _evse_replace(location, data, None)
+    _bump(location, evse.last_updated)
+    location_doc_refresh(location)
+    _push(partner, key, Delivery.Method.PUT)
+    return WriteResult(location, created=current is None)
+
+
+def _connector_put(partner: Partner | None, key: Key, data: dict[str, Any]) -> WriteResult:
+    location = _parent(partner, key)
+    evse = _evse_find(location, key.evse_uid or "")
+    if evse is None:
+        raise NotFound(f"Unknown EVSE {key.evse_uid}: PUT the EVSE first")
+    current = _connector_find(evse, key.connector_id or "")
+    if current is not None and _older(current.last_updated, data["last_updated"]):
+        return WriteResult(location, ignored=True)
+    position = current.position if current else evse.connectors.count()
+    connector = _connector_upsert(evse, data, position)
+    _bump(location, connector.last_updated, evse)
+    location_doc_refresh(location)
+    _push(partner, key, Delivery.Method.PUT)
+    return WriteResult(location, created=current is None)
+
+
+@transaction.atomic
+def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResult:
+    """PATCH of a Location, EVSE or Connector: only the fields sent change; last_updated is required."""
+    _assert_owner(partner, key)
+    type_name = "Location" if key.evse_uid is None else "EVSE" if key.connector_id is None else "Connector"
+    data = _validated(type_name, data, key, partial=True)
+    location = location_find(key, lock=True)
+    if location is None or location.partner_id != (partner.pk if partner else None):
+        raise UnknownLocation(f"Unknown location {key.location_id}")
+    when = parse_datetime(data["last_updated"])
+    if type_name == "Location":
+        if when < location.last_updated:
+            return WriteResult(location, ignored=True)
+        for name, value in LOCATION.from_ocpi(data, partial=True).items():
+            setattr(location, name, value)
+        location.save()
+        for evse_data in data.get("evses") or []:  # a list in a PATCH: those EVSEs as sent (REFERENCE §6.3)
+            _evse_replace(location, evse_data, None)
+    elif type_name == "EVSE":
+        evse = _evse_find(location, key.evse_uid or "")
+        if evse is None:
+            raise NotFound(f"Unknown EVSE {key.evse_uid}")
+        if when < evse.last_updated:
+            return WriteResult(location, ignored=True)
+        for name, value in EVSE.from_ocpi(data, partial=True).items():
+            setattr(evse, name, value)
+        evse.save()
+        for index, connector_data in enumerate(data.get("connectors") or []):
+            existing = _connector_find(evse, connector_data["id"])
+            _connector_upsert(evse, connector_data, existing.position if existing else evse.connectors.count() + index)
+        _bump(location, when)
+    else:
+        evse = _evse_find(location, key.evse_uid or "")
+        connector = _connector_find(evse, key.connector_id or "") if evse else None
+        if evse is None or connector is None:
+            raise NotFound(f"Unknown connector {key.connector_id} of EVSE {key.evse_uid}")
+        if when < connector.last_updated:
+            return WriteResult(location, ignored=True)
+        for name, value in CONNECTOR.from_ocpi(data, partial=True).items():
+            setattr(connector, name, value)
+        connector.save()
+        _bump(location, when, evse)
+    location_doc_refresh(location)
+    _push(partner, key, Delivery.Method.PATCH, [f for f in data if f != "last_updated"])
+    return WriteResult(location)
+
+
+# --- own objects ---
+
+
+def evse_status_set(*, key: Key, status: str, at: datetime | None = None) -> WriteResult:
+    """Set an own EVSE's status (the hot path from a charge point backend): PATCHed to every receiving partner."""
+    stamp = format_datetime(at or timezone.now())
+    return location_patch(partner=None, key=key, data={"status": status, "last_updated": stamp})
+
+
+@transaction.atomic
+def location_touch_own(*, location: Location, evse: Evse | None = None) -> None:
+    """After staff edited own rows in the admin: bump last_updated, refresh the cached JSON, push the whole object."""
+    now = timezone.now()
+    key = Key(location.country_code, location.party_id, location.ocpi_id, evse.uid if evse else None)
+    if evse is not None:
+        Evse.objects.filter(pk=evse.pk).update(last_updated=now)
+    Location.objects.filter(pk=location.pk).update(last_updated=now)
+    location.last_updated = now
+    location_doc_refresh(location)
+    _push(None, key, Delivery.Method.PUT)
+
+
+# --- push and pull ---
+
+
+def publishable(location: Location) -> bool:
+    """Own locations we send to partners: public ones, and private ones meant for listed tokens (REFERENCE §6.1)."""
+    return location.publish or bool(location.publish_allowed_to)
+
+
+def _render_for_push(
+    *, country_code: str, party_id: str, object_path: str, method: str, fields: list[str]
+) -> dict[str, Any] | None:
+    parts = object_path.split("/")
+    key = Key(country_code, party_id, *parts)  # type: ignore[arg-type]
+    location = location_find(key)
+    if location is None or not location.is_own or not publishable(location):
+        return None
+    try:
+        data = location_object_get(key=key, partner=None)
+    except (UnknownLocation, NotFound):
+        return None
+    if method == Delivery.Method.PATCH and fields:
+        patch = {name: data[name] for name in fields if name in data}
+        patch["last_updated"] = data["last_updated"]
+        return patch
+    return data
+
+
+def _upsert_from_pull(*, partner: Partner, data: Any) -> tuple[str, str, str]:
+    """One Location from a partner's Sender list: stored like a PUT from that partner."""
+    if not isinstance(data, dict):
+        raise InvalidParameters("list item: must be a Location object")
+    key = Key(str(data.get("country_code", "")), str(data.get("party_id", "")), str(data.get("id", "")))
+    location_put(partner=partner, key=key, data=data)
+    return (key.country_code.upper(), key.party_id.upper(), key.location_id.upper())
+
+
+@transaction.atomic
+def _remove_missing(*, partner: Partner, keep: set[tuple[str, str, str]]) -> int:
+    """After a full pull: the partner's locations it no longer lists have all their EVSEs REMOVED."""
+    removed = 0
+    now = timezone.now()
+    for location in Location.objects.filter(partner=partner).select_for_update():
+        if (location.country_code.upper(), location.party_id.upper(), location.ocpi_id.upper()) in keep:
+            continue
+        changed = location.evses.exclude(status=REMOVED).update(status=REMOVED, last_updated=now)
+        if changed:
+            Location.objects.filter(pk=location.pk).update(last_updated=now)
+            location.last_updated = now
+            location_doc_refresh(location)
+            removed += 1
+    return removed
+
+
+def register_push_and_pull() -> None:
+    push_module_register(
+        PushModule(
+            module=ModuleID.LOCATIONS,
+            receiver_roles=(Role.EMSP, Role.NSP, Role.NAP, Role.OTHER, Role.HUB),
+            render=_render_for_push,
+        )
+    )
+    pull_module_register(
+        PullModule(module=ModuleID.LOCATIONS, upsert=_upsert_from_pull, remove_missing=_remove_missing)
+    )
