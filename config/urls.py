@@ -13,6 +13,8 @@ urlpatterns = [
     path("ocpi/", include(("ocpi_core.api.urls", "ocpi"))),
     path("admin/", admin.site.urls),
     path("api/", PlatformRootView.as_view(), name="platform-root"),
+    path("api/locations/", include("locations.api.platform_urls")),
+    path("api/tariffs/", include("tariffs.api.platform_urls")),
     path("api/token/", TokenObtainPairView.as_view(), name="jwt-obtain"),
     path("api/token/refresh/", TokenRefreshView.as_view(), name="jwt-refresh"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

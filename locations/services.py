@@ -23,7 +23,7 @@ from ocpi_core.exceptions import InvalidParameters, NotFound, UnknownLocation
 from ocpi_core.mapping import OcpiMapper
 from ocpi_core.models import Delivery, Partner
 from ocpi_core.push import PushModule, outbox_add, push_module_register
-from ocpi_core.selectors import partner_owns_party
+from ocpi_core.selectors import partner_assert_owns
 from ocpi_core.sync import PullModule, pull_module_register
 from ocpi_core.validation import validate
 
@@ -32,6 +32,7 @@ EVSE = OcpiMapper("EVSE", children=frozenset({"connectors"}), renamed={})
 CONNECTOR = OcpiMapper("Connector")
 
 REMOVED = "REMOVED"
+_LOCATION_IDS = ("country_code", "party_id", "ocpi_id")
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,14 @@ def _with_children(queryset: QuerySet[Location]) -> QuerySet[Location]:
     )
 
 
+def location_render_rows(pk: int) -> dict[str, Any]:
+    """The OCPI Location as its rows say now (what the cached JSON must equal)."""
+    return location_render(_with_children(Location.objects.filter(pk=pk)).get())
+
+
 def location_doc_refresh(location: Location) -> None:
     """Rewrite the cached OCPI JSON of a location from its rows (same transaction as the change)."""
-    fresh = _with_children(Location.objects.filter(pk=location.pk)).get()
-    location.doc = dumps(location_render(fresh)).decode()
+    location.doc = dumps(location_render_rows(location.pk)).decode()
     Location.objects.filter(pk=location.pk).update(doc=location.doc)
 
 
@@ -126,7 +131,9 @@ def _connector_find(evse: Evse, connector_id: str) -> Connector | None:
 
 
 def location_object_get(*, key: Key, partner: Partner | None) -> dict[str, Any]:
-    """GET of a stored Location/EVSE/Connector: a partner's (receiver) or our own (`partner=None`, sender)."""
+    """GET of a stored Location/EVSE/Connector: a partner's (receiver: only under its own parties, 404 otherwise)
+    or our own (`partner=None`, sender)."""
+    _assert_owner(partner, key)
     location = location_find(key)
     if location is None or location.partner_id != (partner.pk if partner else None):
         raise UnknownLocation(f"Unknown location {key.location_id}")
@@ -176,31 +183,81 @@ def _validated(type_name: str, data: Any, key: Key, *, partial: bool) -> dict[st
     return data
 
 
-def _check_rules(type_name: str, data: dict[str, Any]) -> None:
-    """Rules the field table cannot express."""
+_INT_MAX = 2**31 - 1  # the columns are 32-bit: a larger value is refused with 2001, never a database error
+
+
+def _rule_errors(type_name: str, data: dict[str, Any], path: str, out: list[str]) -> None:
+    """Rules the field table cannot express (REFERENCE §6.4), on an already type-checked (partial) object."""
+    prefix = f"{path}." if path else ""
     if type_name == "Location":
         if data.get("publish") is True and data.get("publish_allowed_to"):
-            raise InvalidParameters("publish_allowed_to: only allowed when publish is false")
+            out.append(f"{prefix}publish_allowed_to: only allowed when publish is false")
         for index, entry in enumerate(data.get("publish_allowed_to") or []):
+            where = f"{prefix}publish_allowed_to[{index}]"
             if not (entry.get("uid") or entry.get("visual_number") or entry.get("group_id")):
-                raise InvalidParameters(f"publish_allowed_to[{index}]: needs uid, visual_number or group_id")
+                out.append(f"{where}: needs uid, visual_number or group_id")
             if entry.get("uid") and not entry.get("type"):
-                raise InvalidParameters(f"publish_allowed_to[{index}].type: is required with uid")
+                out.append(f"{where}.type: is required with uid")
             if entry.get("visual_number") and not entry.get("issuer"):
-                raise InvalidParameters(f"publish_allowed_to[{index}].issuer: is required with visual_number")
-    opening = data.get("opening_times") if type_name == "Location" else None
-    if isinstance(opening, dict) and opening.get("twentyfourseven") is False and not opening.get("regular_hours"):
-        raise InvalidParameters("opening_times.regular_hours: required when twentyfourseven is false")
+                out.append(f"{where}.issuer: is required with visual_number")
+        if data.get("opening_times") is not None:
+            _hours_errors(data["opening_times"], f"{prefix}opening_times", out)
+        if data.get("energy_mix") is not None:
+            _energy_mix_errors(data["energy_mix"], f"{prefix}energy_mix", out)
+        _children_errors("EVSE", data.get("evses"), "uid", f"{prefix}evses", out)
+    elif type_name == "EVSE":
+        _children_errors("Connector", data.get("connectors"), "id", f"{prefix}connectors", out)
+    elif type_name == "Connector":
+        for name in ("max_voltage", "max_amperage", "max_electric_power"):
+            value = data.get(name)
+            if value is not None and not 0 <= value <= _INT_MAX:
+                out.append(f"{prefix}{name}: must be between 0 and {_INT_MAX}")
+
+
+def _children_errors(
+    type_name: str, items: list[dict[str, Any]] | None, id_field: str, path: str, out: list[str]
+) -> None:
+    """Each child's own rules, and ids unique within the parent (CiString: case-insensitive)."""
+    seen: set[str] = set()
+    for index, item in enumerate(items or []):
+        ident = str(item.get(id_field, "")).lower()
+        if ident in seen:
+            out.append(f"{path}[{index}].{id_field}: {item.get(id_field)!r} appears more than once")
+        seen.add(ident)
+        _rule_errors(type_name, item, f"{path}[{index}]", out)
+
+
+def _hours_errors(hours: dict[str, Any], path: str, out: list[str]) -> None:
+    """Hours: regular_hours only, and then at least one, when not twentyfourseven; weekday 1-7; end after begin."""
+    regular = hours.get("regular_hours") or []
+    if hours.get("twentyfourseven") is True and regular:
+        out.append(f"{path}.regular_hours: only allowed when twentyfourseven is false")
+    if hours.get("twentyfourseven") is False and not regular:
+        out.append(f"{path}.regular_hours: required when twentyfourseven is false")
+    for index, period in enumerate(regular):
+        if not 1 <= period["weekday"] <= 7:
+            out.append(f"{path}.regular_hours[{index}].weekday: must be 1 (Monday) to 7 (Sunday)")
+        if period["period_end"] <= period["period_begin"]:
+            out.append(f"{path}.regular_hours[{index}].period_end: must be later than period_begin")
+
+
+def _energy_mix_errors(mix: dict[str, Any], path: str, out: list[str]) -> None:
+    for index, source in enumerate(mix.get("energy_sources") or []):
+        if not 0 <= source["percentage"] <= 100:
+            out.append(f"{path}.energy_sources[{index}].percentage: must be between 0 and 100")
+
+
+def _check_rules(type_name: str, data: dict[str, Any]) -> None:
+    """Raise InvalidParameters (2001) naming every rule of `_rule_errors` that `data` breaks."""
+    errors: list[str] = []
+    _rule_errors(type_name, data, "", errors)
+    if errors:
+        raise InvalidParameters("; ".join(errors))
 
 
 def _assert_owner(partner: Partner | None, key: Key) -> None:
     """A partner writes only under its own parties (404 otherwise, REFERENCE §6.3); a hub relays for others."""
-    if partner is None:
-        return
-    if partner.parties.filter(role=Role.HUB).exists():
-        return
-    if not partner_owns_party(partner=partner, country_code=key.country_code, party_id=key.party_id):
-        raise NotFound(f"{key.country_code}/{key.party_id} is not a party of this partner")
+    partner_assert_owns(partner=partner, country_code=key.country_code, party_id=key.party_id)
 
 
 # --- writing rows ---
@@ -211,6 +268,8 @@ def _connector_upsert(evse: Evse, data: dict[str, Any], position: int) -> Connec
     connector = _connector_find(evse, data["id"]) if evse.pk else None
     if connector is None:
         connector = Connector(evse=evse)
+    else:
+        values.pop("ocpi_id")  # ids are immutable: a body spelling it in another case does not rewrite it
     for name, value in values.items():
         setattr(connector, name, value)
     connector.position = position
@@ -226,7 +285,10 @@ def _evse_replace(location: Location, data: dict[str, Any], position: int | None
         if position is None:
             last = location.evses.order_by("-position").first()
             position = (last.position + 1) if last else 0
-    for name, value in EVSE.from_ocpi(data).items():
+    values = EVSE.from_ocpi(data)
+    if evse.pk is not None:
+        values.pop("uid")  # immutable, compared case-insensitively: the stored spelling stays
+    for name, value in values.items():
         setattr(evse, name, value)
     if position is not None:
         evse.position = position
@@ -244,6 +306,16 @@ def _bump(location: Location, when: datetime, evse: Evse | None = None) -> None:
     if location.last_updated < when:
         location.last_updated = when
         Location.objects.filter(pk=location.pk).update(last_updated=when)
+
+
+def _without(values: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """`values` less the id fields: ids are immutable and compared case-insensitively, the stored spelling stays."""
+    return {name: value for name, value in values.items() if name not in names}
+
+
+def _next_position(rows: QuerySet[Any]) -> int:
+    last = rows.order_by("-position").first()
+    return (last.position + 1) if last else 0
 
 
 def _older(stored: datetime, incoming: str) -> bool:
@@ -280,16 +352,22 @@ def _location_put(partner: Partner | None, key: Key, data: dict[str, Any]) -> Wr
     if location is not None and _older(location.last_updated, data["last_updated"]):
         return WriteResult(location, ignored=True)
     created = location is None
+    values = LOCATION.from_ocpi(data)
     if location is None:
         location = Location(partner=partner)
-    for name, value in LOCATION.from_ocpi(data).items():
+    else:
+        for name in _LOCATION_IDS:  # immutable, compared case-insensitively: the stored spelling stays
+            values.pop(name)
+    for name, value in values.items():
         setattr(location, name, value)
     location.save()
     kept = [_evse_replace(location, evse, i).pk for i, evse in enumerate(data.get("evses") or [])]
-    # EVSEs are never deleted: the ones a PUT leaves out are REMOVED
-    location.evses.exclude(pk__in=kept).exclude(status=REMOVED).update(
-        status=REMOVED, last_updated=location.last_updated
-    )
+    # EVSEs are never deleted: the ones a PUT leaves out are REMOVED, listed after the ones it sent
+    for position, evse in enumerate(location.evses.exclude(pk__in=kept).order_by("position", "pk"), len(kept)):
+        evse.position = position
+        if evse.status != REMOVED:
+            evse.status, evse.last_updated = REMOVED, location.last_updated
+        evse.save(update_fields=["position", "status", "last_updated"])
     location_doc_refresh(location)
     _push(partner, key, Delivery.Method.PUT)
     return WriteResult(location, created=created)
@@ -343,23 +421,34 @@ def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResu
     if type_name == "Location":
         if when < location.last_updated:
             return WriteResult(location, ignored=True)
-        for name, value in LOCATION.from_ocpi(data, partial=True).items():
+        values = _without(LOCATION.from_ocpi(data, partial=True), _LOCATION_IDS)
+        publish = values.get("publish", location.publish)
+        if publish and values.get("publish_allowed_to", location.publish_allowed_to):
+            raise InvalidParameters(
+                "publish_allowed_to: only allowed when publish is false (as it would be after this PATCH)"
+            )
+        for name, value in values.items():
             setattr(location, name, value)
         location.save()
         for evse_data in data.get("evses") or []:  # a list in a PATCH: those EVSEs as sent (REFERENCE §6.3)
-            _evse_replace(location, evse_data, None)
+            current = _evse_find(location, evse_data["uid"])
+            if current is None or not _older(current.last_updated, evse_data["last_updated"]):
+                _bump(location, _evse_replace(location, evse_data, None).last_updated)
     elif type_name == "EVSE":
         evse = _evse_find(location, key.evse_uid or "")
         if evse is None:
             raise NotFound(f"Unknown EVSE {key.evse_uid}")
         if when < evse.last_updated:
             return WriteResult(location, ignored=True)
-        for name, value in EVSE.from_ocpi(data, partial=True).items():
+        for name, value in _without(EVSE.from_ocpi(data, partial=True), ("uid",)).items():
             setattr(evse, name, value)
         evse.save()
-        for index, connector_data in enumerate(data.get("connectors") or []):
+        for connector_data in data.get("connectors") or []:  # those connectors as sent; the others stay
             existing = _connector_find(evse, connector_data["id"])
-            _connector_upsert(evse, connector_data, existing.position if existing else evse.connectors.count() + index)
+            if existing is not None and _older(existing.last_updated, connector_data["last_updated"]):
+                continue  # never overwrite newer data
+            position = existing.position if existing else _next_position(evse.connectors.all())
+            _bump(location, _connector_upsert(evse, connector_data, position).last_updated, evse)
         _bump(location, when)
     else:
         evse = _evse_find(location, key.evse_uid or "")
@@ -368,7 +457,7 @@ def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResu
             raise NotFound(f"Unknown connector {key.connector_id} of EVSE {key.evse_uid}")
         if when < connector.last_updated:
             return WriteResult(location, ignored=True)
-        for name, value in CONNECTOR.from_ocpi(data, partial=True).items():
+        for name, value in _without(CONNECTOR.from_ocpi(data, partial=True), ("ocpi_id",)).items():
             setattr(connector, name, value)
         connector.save()
         _bump(location, when, evse)
@@ -463,3 +552,145 @@ def register_push_and_pull() -> None:
     pull_module_register(
         PullModule(module=ModuleID.LOCATIONS, upsert=_upsert_from_pull, remove_missing=_remove_missing)
     )
+
+
+# --- own objects edited by staff (the back-office) ---
+
+
+def own_object_errors(type_name: str, data: dict[str, Any]) -> list[str]:
+    """Every rule an own Location, EVSE or Connector breaks ('path: message'; empty when valid), its child lists
+    (a Location's evses, an EVSE's connectors) left out: those are checked where they are edited."""
+    from ocpi_core.validation import validation_errors
+
+    children = {"Location": "evses", "EVSE": "connectors"}.get(type_name)
+    errors = [e for e in validation_errors(type_name, data) if not (children and e.startswith(f"{children}:"))]
+    if not errors:
+        try:
+            _check_rules(type_name, data)
+        except InvalidParameters as exc:
+            errors.append(exc.message)
+    return errors
+
+
+def _staff_columns(model: type[Location | Evse | Connector], names: Iterable[str]) -> list[str]:
+    """The columns among a form's changed fields (forms may carry fields of their own)."""
+    columns = {f.name for f in model._meta.concrete_fields if f.editable and not f.primary_key}
+    return sorted({name for name in names if name in columns})
+
+
+def _staff_validated(type_name: str, mapper: OcpiMapper, obj: Location | Evse | Connector) -> None:
+    """Lists left empty are stored as NULL (as the receiver stores them), then the row must be a valid OCPI object."""
+    from ocpi_core.validation import object_fields
+
+    for rule in object_fields(type_name):
+        if rule.card == "*" and rule.name not in mapper.children and getattr(obj, mapper.attr(rule.name)) == []:
+            setattr(obj, mapper.attr(rule.name), None)
+    errors = own_object_errors(type_name, mapper.to_ocpi(obj))
+    if errors:
+        raise InvalidParameters("; ".join(errors))
+
+
+def _staff_own_location(location_id: int | None) -> Location:
+    location = Location.objects.select_for_update().filter(pk=location_id).first() if location_id else None
+    if location is None:
+        raise UnknownLocation("Unknown location")
+    if not location.is_own:
+        raise InvalidParameters("Partners' locations are read-only here: they change when the partner sends them")
+    return location
+
+
+@transaction.atomic
+def location_save_from_admin(
+    *, location: Location, changed: Iterable[str] = (), evses: Iterable[tuple[Evse, Iterable[str]]] = ()
+) -> bool:
+    """Staff saved one of our own Locations, and maybe some of its EVSEs listed on its page (`evses`: each EVSE
+    with its changed fields). The changed rows and the location get last_updated = now, the cached JSON is
+    refreshed and the whole location is queued as a PUT for every partner receiving Locations, in this transaction.
+    Nothing is written when nothing changed. Returns whether anything was saved.
+    """
+    new = location.pk is None
+    if not new:
+        _staff_own_location(location.pk)  # lock; and a partner's location is refused
+    elif location.partner_id is not None:
+        raise InvalidParameters("Partners' locations are created by the partner, not here")
+    fields = _staff_columns(Location, changed)
+    evse_changes = [(evse, _staff_columns(Evse, names)) for evse, names in evses]
+    evse_changes = [(evse, names) for evse, names in evse_changes if names]
+    if not new and not fields and not evse_changes:
+        return False
+    now = timezone.now()
+    location.last_updated = now
+    _staff_validated("Location", LOCATION, location)
+    location.full_clean(exclude=["doc"])
+    if new:
+        location.save()
+    else:
+        location.save(update_fields=[*fields, "last_updated", "updated_at"])
+    for evse, names in evse_changes:
+        if evse.location_id != location.pk or evse.pk is None:
+            raise InvalidParameters(f"EVSE {evse.uid} is not an EVSE of location {location.ocpi_id}")
+        evse.last_updated = now
+        _staff_validated("EVSE", EVSE, evse)
+        evse.full_clean(exclude=["location"])
+        evse.save(update_fields=[*names, "last_updated"])  # only what staff changed: the status may move meanwhile
+    location_doc_refresh(location)
+    _push(None, Key(location.country_code, location.party_id, location.ocpi_id), Delivery.Method.PUT)
+    return True
+
+
+@transaction.atomic
+def evse_save_from_admin(
+    *,
+    evse: Evse,
+    changed: Iterable[str] = (),
+    connectors: Iterable[tuple[Connector, Iterable[str]]] = (),
+    deleted: Iterable[Connector] = (),
+) -> bool:
+    """Staff saved (or added) an EVSE of one of our own Locations with its connectors (`connectors`: new or changed
+    ones with their changed fields; `deleted`: removed ones; at least one must remain). The EVSE, changed
+    connectors and the location get last_updated = now, the cached JSON is refreshed and the EVSE is queued as a
+    PUT (with its connectors) for every partner receiving Locations. Returns whether anything was saved.
+    """
+    location = _staff_own_location(evse.location_id)
+    new = evse.pk is None
+    fields = _staff_columns(Evse, changed)
+    connector_changes = [(c, _staff_columns(Connector, names)) for c, names in connectors]
+    connector_changes = [(c, names) for c, names in connector_changes if names or c.pk is None]
+    gone = [c for c in deleted if c.pk is not None]
+    if not new and not fields and not connector_changes and not gone:
+        return False
+    now = timezone.now()
+    if new:
+        last = location.evses.order_by("-position").first()
+        evse.position = (last.position + 1) if last else 0
+    evse.location = location
+    evse.last_updated = now
+    _staff_validated("EVSE", EVSE, evse)
+    evse.full_clean()
+    if new:
+        evse.save()
+    else:
+        evse.save(update_fields=[*fields, "last_updated"])  # only what staff changed: the status may move meanwhile
+    for connector in gone:
+        if connector.evse_id != evse.pk:
+            raise InvalidParameters(f"Connector {connector.ocpi_id} is not a connector of EVSE {evse.uid}")
+        connector.delete()
+    next_position = max([c.position for c in evse.connectors.all()], default=-1) + 1
+    for connector, _names in connector_changes:
+        if connector.pk is None:
+            connector.position = next_position
+            next_position += 1
+        elif connector.evse_id != evse.pk:
+            raise InvalidParameters(f"Connector {connector.ocpi_id} is not a connector of EVSE {evse.uid}")
+        connector.evse = evse
+        connector.last_updated = now
+        _staff_validated("Connector", CONNECTOR, connector)
+        connector.full_clean()
+        connector.save()
+    if not evse.connectors.exists():
+        raise InvalidParameters("connectors: an EVSE needs at least one connector")
+    Location.objects.filter(pk=location.pk).update(last_updated=now)
+    location.last_updated = now
+    location_doc_refresh(location)
+    _push(None, Key(location.country_code, location.party_id, location.ocpi_id, evse.uid), Delivery.Method.PUT)
+    return True

@@ -132,7 +132,7 @@ class PartnerAdmin(admin.ModelAdmin):
     search_fields = ("name", "versions_url", "parties__party_id")
     ordering = ("name",)
     inlines = (PartnerEndpointInline, PartnerPartyInline)
-    actions = ("rotate_credentials", "refetch_endpoints", "unregister")
+    actions = ("rotate_credentials", "refetch_endpoints", "unregister", "pull_now", "full_sync")
     # token_out_encrypted is in no fieldset, no readonly field and no form: it cannot be shown or edited.
     editable_fields = ("name", "token_encoding", "page_size")
     fieldsets = (
@@ -152,9 +152,11 @@ class PartnerAdmin(admin.ModelAdmin):
                 "description": "How this partner's implementation differs from the letter of OCPI 2.2.1.",
             },
         ),
+        ("Push and pull sync", {"fields": ("push_sync_summary",)}),
         ("Bookkeeping", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
     readonly_fields = (
+        "push_sync_summary",
         "status_badge",
         "versions_url",
         "version",
@@ -172,6 +174,8 @@ class PartnerAdmin(admin.ModelAdmin):
         ("rotate_credentials", "Rotate credentials", {Partner.Status.REGISTERED}),
         ("refetch_endpoints", "Re-fetch endpoints", {Partner.Status.REGISTERED}),
         ("unregister", "Unregister", set(Partner.Status) - {Partner.Status.UNREGISTERED}),
+        ("pull_now", "Pull now", {Partner.Status.REGISTERED}),
+        ("full_sync", "Full sync", {Partner.Status.REGISTERED}),
     )
     change_list_template = "admin/ocpi_core/partner/change_list.html"
     change_form_template = "admin/ocpi_core/partner/change_form.html"
@@ -308,6 +312,26 @@ class PartnerAdmin(admin.ModelAdmin):
             return messages.SUCCESS, "unregistered"
 
         return self._run_action(request, queryset, run, "Unregistered")
+
+    @admin.display(description="state")
+    def push_sync_summary(self, obj: Partner) -> SafeString:
+        from ocpi_core.admin_push import partner_push_sync_summary
+
+        return partner_push_sync_summary(obj)
+
+    @admin.action(description="Pull now (incremental sync of every module it sends)", permissions=["change"])
+    def pull_now(self, request: HttpRequest, queryset: QuerySet[Partner]) -> HttpResponse | None:
+        from ocpi_core.admin_push import sync_enqueue_messages
+
+        sync_enqueue_messages(self, request, queryset.prefetch_related("endpoints"), full=False)
+        return self._back_to_change_page(request, queryset)
+
+    @admin.action(description="Full sync (objects it no longer lists are retired)", permissions=["change"])
+    def full_sync(self, request: HttpRequest, queryset: QuerySet[Partner]) -> HttpResponse | None:
+        from ocpi_core.admin_push import sync_enqueue_messages
+
+        sync_enqueue_messages(self, request, queryset.prefetch_related("endpoints"), full=True)
+        return self._back_to_change_page(request, queryset)
 
     # --- invite / register views (buttons on the list) ---
 
@@ -547,3 +571,6 @@ class TrafficLogAdmin(admin.ModelAdmin):
     @admin.display(description="response body")
     def response_body_pre(self, obj: TrafficLog) -> SafeString | str:
         return self._pre(obj.response_body)
+
+
+from ocpi_core import admin_push  # noqa: E402,F401  (outbox, sync runs and states)

@@ -2,6 +2,7 @@
 page iteration that survives broken Link headers, the SSRF guard and the outbound traffic log."""
 
 import base64
+import hashlib
 import ipaddress
 import logging
 import socket
@@ -306,22 +307,23 @@ class OcpiClient:
     ) -> Iterator[OcpiResult]:
         """Every page of a Sender list, following `Link` headers (REFERENCE §2.7).
 
-        A Link that cannot be used (unparseable, unsafe, pointing back at a page already fetched, or failing when
-        followed) is replaced by offset arithmetic from the objects received so far and X-Total-Count; a partner
-        that answers the same page twice (ignoring offset, or looping its Links) is stopped there.
+        A Link that cannot be used (unparseable, unsafe, pointing back at a page already fetched however spelt,
+        leading to a page already received, or failing when followed) is replaced by offset arithmetic from the
+        objects received so far and X-Total-Count; a partner that answers the same page twice when asked by offset
+        (it ignores offset) is stopped there.
         """
         base_params = {k: v for k, v in (params or {}).items() if v is not None}
         if limit is not None:
             base_params["limit"] = limit
         offset = int(base_params.get("offset", 0))
         next_url: str | None = _with_params(url, {**base_params, "offset": offset})
-        seen: set[str] = set()
+        seen: set[str] = set()  # URLs requested, in a canonical form (query order does not matter)
         followed_link = False
-        previous: list[Any] | None = None
+        pages_seen: set[bytes] = set()  # a digest of every page yielded
         for _ in range(_MAX_PAGES):
             if next_url is None:
                 return
-            seen.add(next_url)
+            seen.add(_canonical(next_url))
             try:
                 page = self.get(next_url, routing=routing)
             except PartnerCallError:
@@ -329,20 +331,30 @@ class OcpiClient:
                     raise
                 logger.warning("Following a partner's Link failed; continuing by offset", extra={"url": next_url})
                 next_url, followed_link = _with_params(url, {**base_params, "offset": offset}), False
-                if next_url in seen:
+                if _canonical(next_url) in seen:
                     return
                 continue
             items = page.data if isinstance(page.data, list) else None
             if items is None:
                 raise PartnerBadResponse(f"{next_url} answered a list request without a list", http_status=200)
-            if items and items == previous:
-                logger.warning("Partner answered the same page twice; stopping", extra={"url": next_url})
-                return  # a partner that ignores offset or loops its Links: the rest would be duplicates
-            previous = items
+            fingerprint = hashlib.sha256(dumps(items)).digest()
+            if items and fingerprint in pages_seen:
+                # A Link leading back to a page already received (spelt differently): continue by offset instead.
+                # Reached by offset, the partner ignores offset: the rest would be duplicates.
+                fallback = _with_params(url, {**base_params, "offset": offset})
+                if not followed_link or _canonical(fallback) in seen:
+                    logger.warning("Partner answered the same page twice; stopping", extra={"url": next_url})
+                    return
+                logger.warning("Partner's Link led to a page already received; continuing by offset")
+                next_url, followed_link = fallback, False
+                continue
+            pages_seen.add(fingerprint)
             yield page
             offset += len(items)
             total = _int_header(page.headers, "X-Total-Count")
             page_limit = _int_header(page.headers, "X-Limit")
+            if page_limit and page_limit > 0 and int(base_params.get("limit") or page_limit + 1) > page_limit:
+                base_params["limit"] = page_limit  # offset fallbacks never ask for more than it serves (X-Limit)
             raw_link = page.headers.get("Link")
             if raw_link is None:
                 return  # no Link: this was the last page (REFERENCE §2.7)
@@ -354,7 +366,7 @@ class OcpiClient:
                 candidate = urljoin(next_url, link) if link else None
             except ValueError:  # e.g. an unbalanced IPv6 bracket
                 candidate = None
-            usable = candidate is not None and candidate not in seen
+            usable = candidate is not None and _canonical(candidate) not in seen
             if usable and candidate is not None:
                 try:
                     url_check(candidate)
@@ -366,12 +378,16 @@ class OcpiClient:
             logger.warning("Partner sent an unusable Link header; continuing by offset", extra={"link": raw_link})
             if not items or (total is not None and offset >= total):
                 return
-            step = {"offset": offset}
-            if page_limit and "limit" not in base_params:
-                step["limit"] = page_limit
-            next_url, followed_link = _with_params(url, {**base_params, **step}), False
-            if next_url in seen:
+            next_url, followed_link = _with_params(url, {**base_params, "offset": offset}), False
+            if _canonical(next_url) in seen:
                 return
+
+
+def _canonical(url: str) -> str:
+    """A URL with its query parameters sorted, to recognise a page already requested however it is spelt."""
+    parts = urlsplit(url)
+    query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, query, ""))
 
 
 def _int_header(headers: httpx.Headers, name: str) -> int | None:

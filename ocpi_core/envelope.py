@@ -34,7 +34,7 @@ def parse_datetime(value: str) -> datetime:
 def format_datetime(value: datetime) -> str:
     """Render a DateTime the way we always send it: UTC, `Z`, milliseconds only when there are some."""
     value = value.astimezone(UTC)
-    if value.microsecond:
+    if value.microsecond >= 1000:  # below a millisecond nothing is shown: `.000Z` would not read back the same
         return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 

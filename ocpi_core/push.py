@@ -4,21 +4,27 @@ A service that changes one of our own objects calls `outbox_add` inside its tran
 partner that receives the module is written with the change, and a Celery task is enqueued after the commit.
 `outbox_deliver` renders the object as it is *now* (never a stored copy), sends it through the one OCPI client,
 and decides: delivered, retry later (timeouts, 5xx, 3xxx, 429 with Retry-After), or failed (4xx, 2xxx: a dead letter
-operators can resend). A PATCH the partner answers with 404 becomes a PUT of the whole object. Rows live in the
-database, so nothing is lost when Redis or a worker dies: `outbox_sweep` re-enqueues what is overdue.
+operators can resend). A PATCH the partner answers with 404 becomes a PUT of the whole (top-level) object.
+
+Order per object and partner: a change waits for an older open change of the same object and for any open change of
+its parents (an EVSE PATCH never overtakes its Location's PUT), and is woken when they finish. A newer change
+supersedes an undelivered older one (merged: PUT wins over PATCH), also when the older one fails while the newer
+waits. Rows live in the database, so nothing is lost when Redis or a worker dies: a worker holds a row under a lease,
+`outbox_sweep` re-enqueues what is overdue or whose lease ran out, and a worker that lost its lease cannot overwrite
+the row's new holder.
 """
 
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from ocpi_core.client import (
@@ -84,6 +90,16 @@ def _merge_method(older: str, newer: str) -> str:
     return Delivery.Method.PATCH
 
 
+def _same_object(delivery: Delivery) -> dict[str, Any]:
+    """Lookup of the deliveries of the same module and owner to the same partner."""
+    return {
+        "partner_id": delivery.partner_id,
+        "module": delivery.module,
+        "country_code": delivery.country_code,
+        "party_id": delivery.party_id,
+    }
+
+
 def outbox_add(
     *,
     module: str,
@@ -97,31 +113,34 @@ def outbox_add(
     """Queue one change of an own object for every partner receiving `module` (or the given partners).
 
     Call it inside the transaction that makes the change: the rows commit (or roll back) with it, and the delivery
-    tasks are enqueued only after the commit.
+    tasks are enqueued only after the commit. An undelivered (PENDING) older change of the same object to the same
+    partner is superseded by the new row, their methods merged (PUT wins over PATCH, PATCH fields add up); a PUT or
+    DELETE also supersedes the pending changes of the object's children (an EVSE's PATCH under a Location PUT):
+    the whole object, rendered when it is sent, carries them.
     """
     now = timezone.now()
     targets = list(partners) if partners is not None else push_partners(module)
+    whole = method in (Delivery.Method.PUT, Delivery.Method.DELETE)
+    covered = Q(object_path=object_path) | (Q(object_path__startswith=f"{object_path}/") if whole else Q(pk__in=[]))
     created: list[Delivery] = []
     for partner in targets:
         older = list(
             Delivery.objects.select_for_update()
             .filter(
+                covered,
                 partner=partner,
                 module=module,
                 country_code=country_code,
                 party_id=party_id,
-                object_path=object_path,
                 status=Delivery.Status.PENDING,
             )
             .order_by("pk")
         )
-        merged_method, merged_fields = method, list(fields)
-        window_start = now
+        merged_method, merged_fields = method, set(fields)
         for row in older:
-            merged_method = _merge_method(row.method, merged_method)
-            merged_fields = sorted(set(row.fields) | set(merged_fields))
-        if merged_method != Delivery.Method.PATCH:
-            merged_fields = []
+            if row.object_path == object_path:
+                merged_method = _merge_method(row.method, merged_method)
+                merged_fields |= set(row.fields)
         delivery = Delivery.objects.create(
             partner=partner,
             module=module,
@@ -129,33 +148,42 @@ def outbox_add(
             party_id=party_id,
             object_path=object_path,
             method=merged_method,
-            fields=merged_fields,
-            window_start=window_start,
+            fields=sorted(merged_fields) if merged_method == Delivery.Method.PATCH else [],
+            window_start=now,
             next_attempt_at=now,
         )
         if older:
-            Delivery.objects.filter(pk__in=[row.pk for row in older]).update(
+            Delivery.objects.filter(pk__in=[row.pk for row in older], status=Delivery.Status.PENDING).update(
                 status=Delivery.Status.SUPERSEDED, superseded_by=delivery, lease_until=None
             )
         created.append(delivery)
     if created:
         ids = [d.pk for d in created]
-        transaction.on_commit(lambda: _enqueue(ids))
+        transaction.on_commit(lambda: outbox_enqueue(ids))
     return created
 
 
-def _enqueue(ids: Sequence[int], countdown: float | None = None) -> None:
+# Publishing to a broker that is down must not hold a web request for long: the row is the truth, the sweep re-sends.
+_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+
+def outbox_enqueue(ids: Sequence[int], countdown: float | None = None) -> None:
     """Hand deliveries to the workers. A broker outage only delays them: the sweep picks them up later."""
     from ocpi_core.tasks import outbox_deliver_task
 
-    for delivery_id in ids:
+    for index, delivery_id in enumerate(ids):
         try:
+            options: dict[str, Any] = {"retry": True, "retry_policy": _PUBLISH_RETRY}
             if countdown:
-                outbox_deliver_task.apply_async((delivery_id,), countdown=countdown)
-            else:
-                outbox_deliver_task.delay(delivery_id)
+                options["countdown"] = countdown
+            outbox_deliver_task.apply_async((delivery_id,), **options)
         except Exception:  # the outbox row is the truth; the sweep re-enqueues it
-            logger.warning("Could not enqueue a delivery; the sweep will retry", extra={"delivery": delivery_id})
+            logger.warning(
+                "Could not enqueue deliveries; the outbox sweep will send them",
+                extra={"delivery": delivery_id, "not_enqueued": len(ids) - index},
+                exc_info=True,
+            )
+            return  # the broker is down: do not wait for it once per delivery
 
 
 # --- delivering ---
@@ -163,10 +191,19 @@ def _enqueue(ids: Sequence[int], countdown: float | None = None) -> None:
 
 @dataclass(frozen=True)
 class DeliveryOutcome:
-    """What happened to one delivery task: `retry_in` seconds when it must run again."""
+    """What happened to one delivery task: `retry_in` seconds when it must run again; `follow_ups` are deliveries
+    that waited for this one (a later change of the same object, changes of its children) and may go now.
+
+    `status` is the delivery's new status, or NOOP (not due, or another worker has it) or LOST (this worker's lease
+    ran out and another worker took the delivery over: its result was dropped)."""
 
     status: str
     retry_in: float | None = None
+    follow_ups: tuple[int, ...] = ()
+
+
+NOOP = DeliveryOutcome("NOOP")
+LOST = DeliveryOutcome("LOST")
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -180,6 +217,8 @@ def _retry_after(value: str | None) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # an HTTP-date is GMT
+        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - timezone.now()).total_seconds())
 
 
@@ -188,36 +227,59 @@ def _backoff(attempts: int) -> float:
     return float(min(base * 2 ** max(0, attempts - 1), settings.OCPI_PUSH_RETRY_MAX_SECONDS))
 
 
-def _claim(delivery_id: int, now: datetime) -> bool:
-    """Take the delivery for this worker: a conditional UPDATE, so two workers never send the same row at once."""
+def _claim(delivery_id: int, now: datetime) -> str | None:
+    """Take the delivery for this worker with a conditional UPDATE, so two workers never send the same row at once.
+
+    Returns how: "due" (a pending delivery whose time has come) or "takeover" (the worker holding it let its lease
+    run out: it died or hung); None when there is nothing to do."""
     lease = now + timedelta(seconds=settings.OCPI_PUSH_LEASE_SECONDS)
-    due = Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now) | Q(
-        status=Delivery.Status.IN_FLIGHT, lease_until__lt=now
-    )
-    return bool(
-        Delivery.objects.filter(due, pk=delivery_id).update(
-            status=Delivery.Status.IN_FLIGHT, lease_until=lease, attempts=F("attempts") + 1
-        )
-    )
+    claim = {"status": Delivery.Status.IN_FLIGHT, "lease_until": lease, "attempts": F("attempts") + 1}
+    rows = Delivery.objects.filter(pk=delivery_id)
+    if rows.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now).update(**claim):
+        return "due"
+    if rows.filter(status=Delivery.Status.IN_FLIGHT, lease_until__lt=now).update(**claim):
+        return "takeover"
+    return None
+
+
+def _held(delivery: Delivery) -> QuerySet[Delivery]:
+    """The row while this worker still holds it: a worker that lost its lease must not overwrite the new holder."""
+    return Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.IN_FLIGHT, attempts=delivery.attempts)
 
 
 def _blocked_by(delivery: Delivery) -> Delivery | None:
-    """An older open delivery of the same object, or of its parent, to the same partner: it goes first."""
+    """What must reach the partner first: an older open change of the same object, or any open change of a parent
+    (an EVSE PATCH must not overtake the PUT that creates its Location at the partner)."""
     path = delivery.object_path
     parents = [path.rsplit("/", depth)[0] for depth in range(1, path.count("/") + 1)]
     return (
         Delivery.objects.filter(
-            partner_id=delivery.partner_id,
-            module=delivery.module,
-            country_code=delivery.country_code,
-            party_id=delivery.party_id,
-            object_path__in=[path, *parents],
+            Q(object_path=path, pk__lt=delivery.pk) | Q(object_path__in=parents),
             status__in=Delivery.OPEN,
-            pk__lt=delivery.pk,
+            **_same_object(delivery),
         )
         .order_by("pk")
         .first()
     )
+
+
+def _wake_waiting(delivery: Delivery) -> tuple[int, ...]:
+    """Deliveries that waited for this one (later changes of the object, changes of its children): due now."""
+    now = timezone.now()
+    path = delivery.object_path
+    waiting = Delivery.objects.filter(
+        Q(object_path=path, pk__gt=delivery.pk) | Q(object_path__startswith=f"{path}/"),
+        status=Delivery.Status.PENDING,
+        next_attempt_at__gt=now,
+        **_same_object(delivery),
+    )
+    ids = tuple(waiting.order_by("pk").values_list("pk", flat=True)[:_WAKE_LIMIT])
+    if ids:
+        Delivery.objects.filter(pk__in=ids, status=Delivery.Status.PENDING).update(next_attempt_at=now)
+    return ids
+
+
+_WAKE_LIMIT = 500  # more than that waiting behind one delivery: the rest wait for their own time or the sweep
 
 
 def _routing(partner: Partner, delivery: Delivery, receiver_roles: tuple[str, ...]) -> Routing:
@@ -231,14 +293,38 @@ def _routing(partner: Partner, delivery: Delivery, receiver_roles: tuple[str, ..
     )
 
 
+_TERMINAL = (Delivery.Status.DELIVERED, Delivery.Status.FAILED, Delivery.Status.SUPERSEDED)
+
+
 def _finish(delivery: Delivery, status: str, **changes: Any) -> DeliveryOutcome:
     changes.setdefault("lease_until", None)
-    Delivery.objects.filter(pk=delivery.pk).update(status=status, **changes)
-    return DeliveryOutcome(status)
+    if not _held(delivery).update(status=status, **changes):
+        return LOST
+    return DeliveryOutcome(status, follow_ups=_wake_waiting(delivery) if status in _TERMINAL else ())
 
 
-def _schedule_retry(delivery: Delivery, delay: float, *, reason: str, **changes: Any) -> DeliveryOutcome:
+def _retry(delivery: Delivery, delay: float, *, reason: str, hand_over: bool = True, **changes: Any) -> DeliveryOutcome:
+    """Try again in `delay` seconds, unless a newer change of the object is already queued (it takes this one's
+    place) or the retry window would be over by then (a dead letter)."""
     now = timezone.now()
+    if hand_over:
+        newer = (
+            Delivery.objects.filter(
+                object_path=delivery.object_path,
+                status=Delivery.Status.PENDING,
+                pk__gt=delivery.pk,
+                **_same_object(delivery),
+            )
+            .order_by("-pk")
+            .first()
+        )
+        if newer is not None:
+            method = _merge_method(delivery.method, newer.method)
+            fields = sorted(set(delivery.fields) | set(newer.fields)) if method == Delivery.Method.PATCH else []
+            Delivery.objects.filter(pk=newer.pk, status=Delivery.Status.PENDING).update(method=method, fields=fields)
+            return _finish(
+                delivery, Delivery.Status.SUPERSEDED, superseded_by=newer, last_error=reason[:2000], **changes
+            )
     window_end = delivery.window_start + timedelta(seconds=settings.OCPI_PUSH_RETRY_WINDOW_SECONDS)
     if now + timedelta(seconds=delay) > window_end:
         return _finish(
@@ -247,33 +333,51 @@ def _schedule_retry(delivery: Delivery, delay: float, *, reason: str, **changes:
             last_error=f"Gave up after {delivery.attempts} attempts: {reason}"[:2000],
             **changes,
         )
-    Delivery.objects.filter(pk=delivery.pk).update(
+    if not _held(delivery).update(
         status=Delivery.Status.PENDING,
         next_attempt_at=now + timedelta(seconds=delay),
         lease_until=None,
         last_error=reason[:2000],
         **changes,
-    )
+    ):
+        return LOST
     return DeliveryOutcome(Delivery.Status.PENDING, retry_in=delay)
+
+
+def _wait_for(delivery: Delivery, blocker: Delivery, now: datetime) -> DeliveryOutcome:
+    """Keep per-object order: go after `blocker`. Not an attempt. Woken early when the blocker finishes."""
+    delay = settings.OCPI_PUSH_ORDER_DELAY_SECONDS
+    wake = now + timedelta(seconds=delay)
+    if blocker.status == Delivery.Status.PENDING and blocker.next_attempt_at > now:
+        wake = max(wake, blocker.next_attempt_at + timedelta(seconds=delay))  # it is in backoff: no busy polling
+    if not _held(delivery).update(
+        status=Delivery.Status.PENDING, next_attempt_at=wake, lease_until=None, attempts=F("attempts") - 1
+    ):
+        return LOST
+    return DeliveryOutcome(Delivery.Status.PENDING, retry_in=(wake - now).total_seconds())
 
 
 def outbox_deliver(*, delivery_id: int) -> DeliveryOutcome:
     """Send one delivery (idempotent: running it twice, or after a crash, is harmless)."""
     now = timezone.now()
-    if not _claim(delivery_id, now):
-        return DeliveryOutcome("NOOP")
+    how = _claim(delivery_id, now)
+    if how is None:
+        return NOOP
     delivery = Delivery.objects.select_related("partner").get(pk=delivery_id)
+    if how == "takeover":
+        DeliveryAttempt.objects.create(
+            delivery=delivery,
+            method=delivery.method,
+            url="",
+            error="The worker sending it stopped before it finished (its lease ran out); taken over.",
+            outcome="LOST",
+        )
+        window_end = delivery.window_start + timedelta(seconds=settings.OCPI_PUSH_RETRY_WINDOW_SECONDS)
+        if now > window_end:  # a delivery that keeps killing its workers ends too
+            return _finish(delivery, Delivery.Status.FAILED, last_error="Gave up: the retry window is over")
     blocker = _blocked_by(delivery)
     if blocker is not None:
-        # Keep per-object order: the older change (or the parent's) first. Not an attempt.
-        delay = settings.OCPI_PUSH_ORDER_DELAY_SECONDS
-        Delivery.objects.filter(pk=delivery.pk).update(
-            status=Delivery.Status.PENDING,
-            next_attempt_at=now + timedelta(seconds=delay),
-            lease_until=None,
-            attempts=F("attempts") - 1,
-        )
-        return DeliveryOutcome(Delivery.Status.PENDING, retry_in=delay)
+        return _wait_for(delivery, blocker, now)
 
     partner = delivery.partner
     if partner.status != Partner.Status.REGISTERED or not partner.push_enabled:
@@ -283,24 +387,23 @@ def outbox_deliver(*, delivery_id: int) -> DeliveryOutcome:
     if spec is None or endpoint is None:
         return _finish(delivery, Delivery.Status.FAILED, last_error=f"Partner offers no {delivery.module} receiver")
 
-    body = None
-    if delivery.method != Delivery.Method.DELETE:
-        body = spec.render(
-            country_code=delivery.country_code,
-            party_id=delivery.party_id,
-            object_path=delivery.object_path,
-            method=delivery.method,
-            fields=delivery.fields,
-        )
-        if body is None:
-            return _finish(delivery, Delivery.Status.SUPERSEDED, last_error="The object no longer exists")
-
     url = f"{endpoint.rstrip('/')}/{delivery.country_code}/{delivery.party_id}/{delivery.object_path}"
-    client = OcpiClient.for_partner(partner, routing=_routing(partner, delivery, spec.receiver_roles))
     started = time.perf_counter()
     http_status: int | None = None
     ocpi_status: int | None = None
     try:
+        body = None
+        if delivery.method != Delivery.Method.DELETE:
+            body = spec.render(  # the object as it is now: never a stale copy
+                country_code=delivery.country_code,
+                party_id=delivery.party_id,
+                object_path=delivery.object_path,
+                method=delivery.method,
+                fields=delivery.fields,
+            )
+            if body is None:
+                return _finish(delivery, Delivery.Status.SUPERSEDED, last_error="The object no longer exists")
+        client = OcpiClient.for_partner(partner, routing=_routing(partner, delivery, spec.receiver_roles))
         result = client.request(delivery.method, url, json=body)
         http_status, ocpi_status = result.http_status, result.status_code
         outcome = _finish(
@@ -315,34 +418,47 @@ def outbox_deliver(*, delivery_id: int) -> DeliveryOutcome:
     except PartnerCallError as exc:
         http_status, ocpi_status, error = exc.http_status, exc.ocpi_status_code, exc.message
         outcome = _after_failure(delivery, exc)
+    except Exception as exc:  # a bug, a time limit, an undecryptable token: never leave the row IN_FLIGHT
+        logger.exception("Delivery failed unexpectedly; retrying", extra={"delivery": delivery.pk})
+        error = f"{exc.__class__.__name__}: {exc}"
+        outcome = _retry(delivery, _backoff(delivery.attempts), reason=error)
     _attempt_log(delivery, url, http_status, ocpi_status, started, error, outcome)
     return outcome
 
 
 def _after_failure(delivery: Delivery, exc: PartnerCallError) -> DeliveryOutcome:
     status = exc.http_status
-    codes = {"last_http_status": status, "last_ocpi_status": exc.ocpi_status_code}
+    codes: dict[str, Any] = {"last_http_status": status, "last_ocpi_status": exc.ocpi_status_code}
     if isinstance(exc, UnsafeUrl):
         return _finish(delivery, Delivery.Status.FAILED, last_error=exc.message, **codes)
-    if delivery.method == Delivery.Method.PATCH and status == 404:
-        # The partner does not have the object: send it whole, now (REFERENCE §2.5, PATCH failure).
-        return _schedule_retry(
-            delivery, 0.0, reason="PATCH answered 404: sending the whole object", method="PUT", fields=[], **codes
+    if delivery.method == Delivery.Method.PATCH and (status == 404 or exc.ocpi_status_code == 2003):
+        # The partner does not have the object (2003: unknown location): send the whole top-level object, now
+        # (REFERENCE §2.5). A PUT of only the EVSE would be refused too when the partner lost the Location.
+        return _retry(
+            delivery,
+            0.0,
+            reason=f"{exc.message}: sending the whole object instead",
+            hand_over=False,
+            method=Delivery.Method.PUT,
+            fields=[],
+            object_path=delivery.object_path.split("/", 1)[0],
+            **codes,
         )
     if status == 429:
         delay = _retry_after(exc.headers.get("Retry-After"))
-        return _schedule_retry(
+        return _retry(
             delivery, delay if delay is not None else _backoff(delivery.attempts), reason=exc.message, **codes
         )
     transient = (
         isinstance(exc, PartnerUnreachable)
         or status is None
         or status >= 500
+        or status == 408
         or (isinstance(exc, PartnerRefused) and status < 400 and (exc.ocpi_status_code or 0) >= 3000)
         or (isinstance(exc, PartnerBadResponse) and status < 400)
     )
     if transient:
-        return _schedule_retry(delivery, _backoff(delivery.attempts), reason=exc.message, **codes)
+        return _retry(delivery, _backoff(delivery.attempts), reason=exc.message, **codes)
     return _finish(delivery, Delivery.Status.FAILED, last_error=exc.message, **codes)
 
 
@@ -373,11 +489,14 @@ def _attempt_log(
 def outbox_resend(*, deliveries: Iterable[Delivery]) -> int:
     """Operators' "resend now": failed (or waiting) deliveries get a fresh retry window and go out at once."""
     now = timezone.now()
-    updated = [d.pk for d in deliveries if d.status in (Delivery.Status.FAILED, Delivery.Status.PENDING)]
+    ids = [d.pk for d in deliveries]
+    resendable = Delivery.objects.filter(pk__in=ids, status__in=(Delivery.Status.FAILED, Delivery.Status.PENDING))
+    updated = list(resendable.values_list("pk", flat=True))
     Delivery.objects.filter(pk__in=updated).update(
         status=Delivery.Status.PENDING, window_start=now, next_attempt_at=now, lease_until=None, attempts=0
     )
-    transaction.on_commit(lambda: _enqueue(updated))
+    if updated:
+        transaction.on_commit(lambda: outbox_enqueue(updated))
     return len(updated)
 
 
@@ -389,7 +508,7 @@ def outbox_sweep(*, limit: int = 1000) -> int:
         status=Delivery.Status.IN_FLIGHT, lease_until__lt=now
     )
     ids = list(Delivery.objects.filter(due).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
-    _enqueue(ids)
+    outbox_enqueue(ids)
     if ids:
         logger.info("Outbox sweep re-enqueued deliveries", extra={"count": len(ids)})
     return len(ids)

@@ -2,6 +2,7 @@
 
 from django.db.models import QuerySet
 
+from ocpi_core.constants import Role
 from ocpi_core.exceptions import NotFound
 from ocpi_core.models import Partner, Party
 from ocpi_core.routing import Routing
@@ -27,3 +28,16 @@ def partner_owns_party(*, partner: Partner, country_code: str, party_id: str, ro
     if role is not None:
         parties = parties.filter(role=role)
     return parties.exists()
+
+
+def partner_assert_owns(*, partner: Partner | None, country_code: str, party_id: str) -> None:
+    """A partner writes only under its own parties (404 otherwise, REFERENCE §6.3, §9.2); a hub relays for others.
+
+    `partner=None` is our own platform writing its own objects: always allowed.
+    """
+    if partner is None:
+        return
+    if partner.parties.filter(role=Role.HUB).exists():
+        return
+    if not partner_owns_party(partner=partner, country_code=country_code, party_id=party_id):
+        raise NotFound(f"{country_code}/{party_id} is not a party of this partner")

@@ -30,11 +30,13 @@ def traffic_log_purge_task(batch_size: int = 5000) -> int:
 @shared_task(bind=True, acks_late=True, queue="push", soft_time_limit=60, time_limit=90)
 def outbox_deliver_task(self: Any, delivery_id: int) -> str:
     """Send one outbox delivery to one partner. Running it twice is harmless (see push.outbox_deliver)."""
-    from ocpi_core.push import _enqueue, outbox_deliver
+    from ocpi_core.push import outbox_deliver, outbox_enqueue
 
     outcome = outbox_deliver(delivery_id=delivery_id)
+    if outcome.follow_ups:  # deliveries that waited for this one (per-object order) may go now
+        outbox_enqueue(outcome.follow_ups)
     if outcome.retry_in is not None:
-        _enqueue([delivery_id], countdown=outcome.retry_in)
+        outbox_enqueue([delivery_id], countdown=outcome.retry_in)
     return outcome.status
 
 
@@ -49,6 +51,7 @@ def outbox_sweep_task() -> int:
 @shared_task(queue="sync", soft_time_limit=3000, time_limit=3600)
 def sync_partner_task(partner_id: int, module: str, full: bool = False) -> str:
     """Pull one module from one partner (see ocpi_core.sync)."""
+    from ocpi_core.exceptions import InvalidParameters
     from ocpi_core.models import Partner
     from ocpi_core.sync import SyncBusy, sync_run
 
@@ -58,7 +61,11 @@ def sync_partner_task(partner_id: int, module: str, full: bool = False) -> str:
     try:
         return sync_run(partner=partner, module=module, full=full).status
     except SyncBusy:
+        logger.info("Sync already running", extra={"partner": partner.name, "ocpi_module": module})
         return "BUSY"
+    except InvalidParameters as exc:  # a module nobody registered (e.g. a task queued before a deployment)
+        logger.error("Sync of an unknown module", extra={"ocpi_module": module, "error": exc.message})
+        return "UNKNOWN_MODULE"
 
 
 @shared_task(queue="sync", soft_time_limit=50, time_limit=60)
@@ -68,5 +75,5 @@ def sync_all_task(full: bool = False) -> int:
 
     targets = sync_targets()
     for partner, module in targets:
-        sync_partner_task.delay(partner.pk, module, full)
+        sync_partner_task.delay(partner.pk, module, full=full)
     return len(targets)

@@ -3,11 +3,11 @@
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.request import Request
 
 from locations.models import Location
-from locations.services import Key, location_object_get, location_patch, location_put, publishable
+from locations.services import Key, location_object_get, location_patch, location_put
 from ocpi_core.api.base import OcpiAPIView
 from ocpi_core.api.schema import object_schema, ocpi_list, ocpi_request, ocpi_responses
 from ocpi_core.authentication import request_auth
@@ -17,8 +17,34 @@ from ocpi_core.exceptions import UnknownLocation
 from ocpi_core.pagination import paginate
 from ocpi_core.selectors import own_parties_for_request
 
-_OBJECT = {"oneOf": [object_schema("Location"), object_schema("EVSE"), object_schema("Connector")]}
-_ID = OpenApiParameter.PATH
+_TAGS = ["OCPI locations"]
+
+
+def _sender_schema(type_name: str, name: str) -> Any:
+    """OpenAPI of a Sender object GET at one URL depth: its own operationId and object type."""
+    responses = ocpi_responses(object_schema(type_name))
+    return extend_schema_view(get=extend_schema(operation_id=f"ocpi_cpo_{name}_get", tags=_TAGS, responses=responses))
+
+
+def _receiver_schema(type_name: str, name: str) -> Any:
+    """OpenAPI of the Receiver's GET / PUT / PATCH at one URL depth: own operationIds and object type."""
+    return extend_schema_view(
+        get=extend_schema(
+            operation_id=f"ocpi_emsp_{name}_get", tags=_TAGS, responses=ocpi_responses(object_schema(type_name))
+        ),
+        put=extend_schema(
+            operation_id=f"ocpi_emsp_{name}_put",
+            tags=_TAGS,
+            request=ocpi_request(type_name),
+            responses=ocpi_responses(None, created=True),
+        ),
+        patch=extend_schema(
+            operation_id=f"ocpi_emsp_{name}_patch",
+            tags=_TAGS,
+            request=ocpi_request(type_name),
+            responses=ocpi_responses(None),
+        ),
+    )
 
 
 def own_locations(view: OcpiAPIView) -> QuerySet[Location]:
@@ -27,7 +53,9 @@ def own_locations(view: OcpiAPIView) -> QuerySet[Location]:
     owners = Q(pk__in=[])
     for party in parties:
         owners |= Q(country_code__iexact=party.country_code, party_id__iexact=party.party_id)
-    return Location.objects.filter(owners, partner__isnull=True).exclude(publish=False, publish_allowed_to=None)
+    # publish=false locations go only to the drivers listed in publish_allowed_to (REFERENCE §6.1); SQL NULL is
+    # `isnull` here: `publish_allowed_to=None` would match a stored JSON null only
+    return Location.objects.filter(owners, partner__isnull=True).exclude(publish=False, publish_allowed_to__isnull=True)
 
 
 class LocationSenderListView(OcpiAPIView):
@@ -35,7 +63,7 @@ class LocationSenderListView(OcpiAPIView):
 
     ocpi_module = ModuleID.LOCATIONS
 
-    @ocpi_list(object_schema("Location"), operation_id="ocpi_cpo_locations_list", tags=["OCPI locations"])
+    @ocpi_list(object_schema("Location"), operation_id="ocpi_cpo_locations_list", tags=_TAGS)
     def get(self, request: Request) -> Any:
         queryset = own_locations(self).only("pk", "last_updated", "doc")
         page = paginate(queryset, request.query_params, request.path)
@@ -43,24 +71,38 @@ class LocationSenderListView(OcpiAPIView):
         return raw_data_response(body, headers=page.headers)
 
 
+@_sender_schema("Location", "location")
 class LocationSenderObjectView(OcpiAPIView):
-    """GET /ocpi/2.2.1/cpo/locations/{location_id}[/{evse_uid}[/{connector_id}]]."""
+    """GET /ocpi/2.2.1/cpo/locations/{location_id}[/{evse_uid}[/{connector_id}]] (one class per depth, for the
+    schema)."""
 
     ocpi_module = ModuleID.LOCATIONS
 
-    @extend_schema(operation_id="ocpi_cpo_locations_get", tags=["OCPI locations"], responses=ocpi_responses(_OBJECT))
     def get(
         self, request: Request, location_id: str, evse_uid: str | None = None, connector_id: str | None = None
     ) -> OcpiResponse:
         location = own_locations(self).filter(ocpi_id__iexact=location_id).only("country_code", "party_id").first()
-        if location is None or not publishable(location):
+        if location is None:
             raise UnknownLocation(f"Unknown location {location_id}")
         key = Key(location.country_code, location.party_id, location_id, evse_uid, connector_id)
         return OcpiResponse(location_object_get(key=key, partner=None))
 
 
+@_sender_schema("EVSE", "evse")
+class EvseSenderObjectView(LocationSenderObjectView):
+    """GET /ocpi/2.2.1/cpo/locations/{location_id}/{evse_uid}."""
+
+
+@_sender_schema("Connector", "connector")
+class ConnectorSenderObjectView(LocationSenderObjectView):
+    """GET /ocpi/2.2.1/cpo/locations/{location_id}/{evse_uid}/{connector_id}."""
+
+
+@_receiver_schema("Location", "location")
 class LocationReceiverView(OcpiAPIView):
-    """/ocpi/2.2.1/emsp/locations/{country_code}/{party_id}/{location_id}[/{evse_uid}[/{connector_id}]]."""
+    """/ocpi/2.2.1/emsp/locations/{country_code}/{party_id}/{location_id}[/{evse_uid}[/{connector_id}]]:
+    GET what we hold, PUT creates or replaces, PATCH merges; the depth of the URL says which object (one class per
+    depth, for the schema)."""
 
     ocpi_module = ModuleID.LOCATIONS
 
@@ -73,31 +115,23 @@ class LocationReceiverView(OcpiAPIView):
             kwargs.get("connector_id"),
         )
 
-    @extend_schema(operation_id="ocpi_emsp_locations_get", tags=["OCPI locations"], responses=ocpi_responses(_OBJECT))
     def get(self, request: Request, **kwargs: Any) -> OcpiResponse:
-        from locations.services import _assert_owner
+        return OcpiResponse(location_object_get(key=self._key(kwargs), partner=request_auth(request).partner))
 
-        key = self._key(kwargs)
-        partner = request_auth(request).partner
-        _assert_owner(partner, key)
-        return OcpiResponse(location_object_get(key=key, partner=partner))
-
-    @extend_schema(
-        operation_id="ocpi_emsp_locations_put",
-        tags=["OCPI locations"],
-        request=ocpi_request("Location"),
-        responses=ocpi_responses(None, created=True),
-    )
     def put(self, request: Request, **kwargs: Any) -> OcpiResponse:
         result = location_put(partner=request_auth(request).partner, key=self._key(kwargs), data=request.data)
         return OcpiResponse(http_status=201 if result.created else 200)
 
-    @extend_schema(
-        operation_id="ocpi_emsp_locations_patch",
-        tags=["OCPI locations"],
-        request=ocpi_request("Location"),
-        responses=ocpi_responses(None),
-    )
     def patch(self, request: Request, **kwargs: Any) -> OcpiResponse:
         location_patch(partner=request_auth(request).partner, key=self._key(kwargs), data=request.data)
         return OcpiResponse()
+
+
+@_receiver_schema("EVSE", "evse")
+class EvseReceiverView(LocationReceiverView):
+    """/ocpi/2.2.1/emsp/locations/{country_code}/{party_id}/{location_id}/{evse_uid}."""
+
+
+@_receiver_schema("Connector", "connector")
+class ConnectorReceiverView(LocationReceiverView):
+    """/ocpi/2.2.1/emsp/locations/{country_code}/{party_id}/{location_id}/{evse_uid}/{connector_id}."""

@@ -1,11 +1,22 @@
-"""`manage.py ocpi_demo`: our own demo parties (a CPO and an eMSP); module apps add their demo data here later."""
+"""`manage.py ocpi_demo`: our own demo parties (a CPO and an eMSP) and the demo CPO's locations and tariffs.
 
+Idempotent: what exists is left as it is (an operator's later edits survive a second run). New objects are written
+through the module services, so their cached JSON is built and an outbox row is written for every registered partner
+receiving the module (none on a fresh bootstrap). Ids carry the CPO's party id, so instances started with different
+`--party-prefix`es publish distinct ids.
+"""
+
+from decimal import Decimal
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
+from django.utils import timezone
 
 from ocpi_core.constants import Role
+from ocpi_core.envelope import format_datetime
 from ocpi_core.management.base import JsonCommand
+from ocpi_core.models import Party
 from ocpi_core.services import own_party_ensure
 
 DEMO_PARTIES = (
@@ -14,8 +25,253 @@ DEMO_PARTIES = (
 )
 
 
+def demo_tariff_ids(party_id: str) -> dict[str, str]:
+    """The demo tariffs' ids by purpose (connectors reference them)."""
+    return {"ac": f"{party_id}-AC-STANDARD", "dc": f"{party_id}-DC-FAST", "garage": f"{party_id}-AC-GARAGE"}
+
+
+def demo_tariffs(party: Party, stamp: str) -> list[dict[str, Any]]:
+    """Three tariffs of the demo CPO, in EUR, prices excl. VAT (Decimal: money is never a float)."""
+    ids = demo_tariff_ids(party.party_id)
+    vat = Decimal("21.0")
+
+    def owner(tariff_id: str) -> dict[str, Any]:
+        return {"country_code": party.country_code, "party_id": party.party_id, "id": tariff_id, "currency": "EUR"}
+
+    return [
+        {  # €0.35/kWh plus a €0.50 start fee
+            **owner(ids["ac"]),
+            "type": "REGULAR",
+            "tariff_alt_text": [{"language": "en", "text": "Standard AC charging"}],
+            "elements": [
+                {
+                    "price_components": [
+                        {"type": "FLAT", "price": Decimal("0.50"), "vat": vat, "step_size": 1},
+                        {"type": "ENERGY", "price": Decimal("0.35"), "vat": vat, "step_size": 1},
+                    ]
+                }
+            ],
+            "last_updated": stamp,
+        },
+        {  # fast charging: per kWh, plus a per-hour time fee after the first 45 minutes (blocks of a minute)
+            **owner(ids["dc"]),
+            "type": "REGULAR",
+            "tariff_alt_url": "https://example.com/cpo/tariffs/dc-fast",
+            "elements": [
+                {"price_components": [{"type": "ENERGY", "price": Decimal("0.59"), "vat": vat, "step_size": 1}]},
+                {
+                    "price_components": [{"type": "TIME", "price": Decimal("12.00"), "vat": vat, "step_size": 60}],
+                    "restrictions": {"min_duration": 2700},
+                },
+            ],
+            "max_price": {"excl_vat": Decimal("60.00"), "incl_vat": Decimal("72.60")},
+            "last_updated": stamp,
+        },
+        {  # garage: per kWh, and parking while not charging: €2.50/h on weekdays 07:00-19:00, €1.00/h otherwise
+            **owner(ids["garage"]),
+            "type": "REGULAR",
+            "elements": [
+                {"price_components": [{"type": "ENERGY", "price": Decimal("0.35"), "vat": vat, "step_size": 1}]},
+                {
+                    "price_components": [
+                        {"type": "PARKING_TIME", "price": Decimal("2.50"), "vat": vat, "step_size": 900}
+                    ],
+                    "restrictions": {
+                        "start_time": "07:00",
+                        "end_time": "19:00",
+                        "day_of_week": ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY"],
+                    },
+                },
+                {
+                    "price_components": [
+                        {"type": "PARKING_TIME", "price": Decimal("1.00"), "vat": vat, "step_size": 900}
+                    ]
+                },
+            ],
+            "last_updated": stamp,
+        },
+    ]
+
+
+# (standard, format, power_type, max_voltage, max_amperage, max_electric_power): usual connectors. AC voltages are
+# line to neutral (REFERENCE §6.4): 3 x 230 V x 16 A = 11 kW.
+_CONNECTOR_KINDS: dict[str, tuple[str, str, str, int, int, int]] = {
+    "ac": ("IEC_62196_T2", "SOCKET", "AC_3_PHASE", 230, 16, 11000),
+    "ccs": ("IEC_62196_T2_COMBO", "CABLE", "DC", 920, 200, 150000),
+    "chademo": ("CHADEMO", "CABLE", "DC", 500, 125, 50000),
+}
+
+
+def _connector(connector_id: str, kind: str, tariff_id: str, stamp: str) -> dict[str, Any]:
+    standard, fmt, power_type, voltage, amperage, power = _CONNECTOR_KINDS[kind]
+    return {
+        "id": connector_id,
+        "standard": standard,
+        "format": fmt,
+        "power_type": power_type,
+        "max_voltage": voltage,
+        "max_amperage": amperage,
+        "max_electric_power": power,
+        "tariff_ids": [tariff_id],
+        "terms_and_conditions": "https://example.com/cpo/terms",
+        "last_updated": stamp,
+    }
+
+
+def _evse(
+    party: Party, site: int, number: int, status: str, connectors: list[dict[str, Any]], stamp: str, **extra: Any
+) -> dict[str, Any]:
+    """EVSE `number` of demo site `site` (eMI3 EVSE ID: NL*DMC*E000102 is site 1, EVSE 2)."""
+    return {
+        "uid": f"{party.party_id}-{site:04d}-{number:02d}",
+        "evse_id": f"{party.country_code}*{party.party_id}*E{site:04d}{number:02d}",
+        "status": status,
+        "capabilities": ["RFID_READER", "REMOTE_START_STOP_CAPABLE"],
+        "connectors": connectors,
+        "physical_reference": str(number),
+        **extra,
+        "last_updated": stamp,
+    }
+
+
+def demo_locations(party: Party, stamp: str) -> list[dict[str, Any]]:
+    """Three locations of the demo CPO in three cities (valid OCPI 2.2.1 Locations)."""
+    pid, tariffs = party.party_id, demo_tariff_ids(party.party_id)
+    operator = {"name": party.name or "Demo Charging", "website": "https://example.com/cpo"}
+
+    def owner(location_id: str) -> dict[str, Any]:
+        return {"country_code": party.country_code, "party_id": pid, "id": location_id, "publish": True}
+
+    amsterdam, utrecht, rotterdam = f"{pid}-AMSTERDAM-01", f"{pid}-UTRECHT-01", f"{pid}-ROTTERDAM-01"
+    garage_evses = [
+        _evse(
+            party,
+            1,
+            n,
+            status,
+            [_connector("1", "ac", tariffs["garage"], stamp)],
+            stamp,
+            floor_level="-1",
+        )
+        for n, status in ((1, "AVAILABLE"), (2, "CHARGING"), (3, "AVAILABLE"), (4, "OUTOFORDER"))
+    ]
+    return [
+        {
+            **owner(amsterdam),
+            "name": "Parking Oosterdok",
+            "address": "Oosterdokskade 5",
+            "city": "Amsterdam",
+            "postal_code": "1011 AD",
+            "country": "NLD",
+            "coordinates": {"latitude": "52.376310", "longitude": "4.908640"},
+            "parking_type": "PARKING_GARAGE",
+            "evses": garage_evses,
+            "directions": [{"language": "en", "text": "Chargers on level -1, next to the lifts"}],
+            "operator": operator,
+            "facilities": ["PARKING_LOT", "TRAIN_STATION"],
+            "time_zone": "Europe/Amsterdam",
+            "opening_times": {
+                "twentyfourseven": False,
+                "regular_hours": [
+                    *({"weekday": day, "period_begin": "06:00", "period_end": "23:30"} for day in range(1, 6)),
+                    *({"weekday": day, "period_begin": "08:00", "period_end": "22:00"} for day in (6, 7)),
+                ],
+            },
+            "charging_when_closed": True,
+            "last_updated": stamp,
+        },
+        {
+            **owner(utrecht),
+            "name": "Utrecht Science Park fast charging",
+            "address": "Heidelberglaan 8",
+            "city": "Utrecht",
+            "postal_code": "3584 CS",
+            "country": "NLD",
+            "coordinates": {"latitude": "52.085290", "longitude": "5.174570"},
+            "parking_type": "PARKING_LOT",
+            "evses": [
+                _evse(
+                    party,
+                    2,
+                    n,
+                    status,
+                    [
+                        _connector("1", "ccs", tariffs["dc"], stamp),
+                        _connector("2", "chademo", tariffs["dc"], stamp),
+                    ],
+                    stamp,
+                )
+                for n, status in ((1, "AVAILABLE"), (2, "CHARGING"))
+            ],
+            "operator": operator,
+            "facilities": ["CAFE", "BUS_STOP"],
+            "time_zone": "Europe/Amsterdam",
+            "opening_times": {"twentyfourseven": True},
+            "energy_mix": {
+                "is_green_energy": True,
+                "energy_sources": [
+                    {"source": "WIND", "percentage": 70},
+                    {"source": "SOLAR", "percentage": 30},
+                ],
+                "environ_impact": [{"category": "CARBON_DIOXIDE", "amount": 0}],
+                "supplier_name": "Demo Green Power",
+                "energy_product_name": "100% Dutch wind and sun",
+            },
+            "last_updated": stamp,
+        },
+        {
+            **owner(rotterdam),
+            "name": "Markthal street chargers",
+            "address": "Binnenrotte 100",
+            "city": "Rotterdam",
+            "postal_code": "3011 HC",
+            "country": "NLD",
+            "coordinates": {"latitude": "51.920030", "longitude": "4.486950"},
+            "parking_type": "ON_STREET",
+            "evses": [
+                _evse(party, 3, 1, "AVAILABLE", [_connector("1", "ac", tariffs["ac"], stamp)], stamp),
+                _evse(party, 3, 2, "BLOCKED", [_connector("1", "ac", tariffs["ac"], stamp)], stamp),
+            ],
+            "operator": operator,
+            "facilities": ["MALL", "METRO_STATION"],
+            "time_zone": "Europe/Amsterdam",
+            "last_updated": stamp,
+        },
+    ]
+
+
+def _load_tariffs(party: Party, stamp: str) -> list[str]:
+    """The demo tariffs that did not exist yet, created through the tariffs services."""
+    if not apps.is_installed("tariffs"):
+        return []
+    from tariffs.services import Key, tariff_find, tariff_put
+
+    created = []
+    for data in demo_tariffs(party, stamp):
+        key = Key(party.country_code, party.party_id, data["id"])
+        if tariff_find(key) is None:
+            tariff_put(partner=None, key=key, data=data)
+            created.append(data["id"])
+    return created
+
+
+def _load_locations(party: Party, stamp: str) -> list[str]:
+    """The demo locations that did not exist yet, created through the locations services."""
+    if not apps.is_installed("locations"):
+        return []
+    from locations.services import Key, location_find, location_put
+
+    created = []
+    for data in demo_locations(party, stamp):
+        key = Key(party.country_code, party.party_id, data["id"])
+        if location_find(key) is None:
+            location_put(partner=None, key=key, data=data)
+            created.append(data["id"])
+    return created
+
+
 class Command(JsonCommand):
-    help = "Load demo data: our own CPO and eMSP parties. Idempotent."
+    help = "Load demo data: our own CPO and eMSP parties, the CPO's locations and tariffs. Idempotent."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--country-code", default=None, help="Country code of the demo parties (default NL)")
@@ -23,9 +279,21 @@ class Command(JsonCommand):
 
     def run(self, **options: Any) -> dict[str, Any]:
         parties = []
+        cpo: Party | None = None
         for country_code, party_id, role, name, website in DEMO_PARTIES:
             cc = (options["country_code"] or country_code).upper()
             pid = (options["party_prefix"] + party_id[-1]) if options["party_prefix"] else party_id
             party = own_party_ensure(country_code=cc, party_id=pid.upper(), role=role, name=name, website=website)
             parties.append(str(party))
-        return {"ok": True, "own_parties": parties, "base_url": settings.OCPI_BASE_URL}
+            if role == Role.CPO:
+                cpo = party
+        stamp = format_datetime(timezone.now())
+        # tariffs first: the locations' connectors reference them
+        tariffs = _load_tariffs(cpo, stamp) if cpo else []
+        locations = _load_locations(cpo, stamp) if cpo else []
+        return {
+            "ok": True,
+            "own_parties": parties,
+            "created": {"tariffs": tariffs, "locations": locations},
+            "base_url": settings.OCPI_BASE_URL,
+        }

@@ -1,0 +1,220 @@
+"""Platform API for our own tariffs (/api/tariffs/): the operator's own systems create, replace and delete them here.
+
+JWT-authenticated staff users (REST_FRAMEWORK defaults), DRF's error answers (`{"detail": ...}`,
+ocpi_core.exceptions.exception_handler). Bodies are OCPI Tariff objects, checked and written by tariffs.services like
+a partner's PUT (money kept exact), which refreshes the cached JSON and writes a push outbox row per receiving partner
+in the same transaction. `last_updated` may be left out: the platform stamps the time of the request. Answers are the
+cached JSON as stored, digit for digit. A tariff under a party that is not one of our own CPO parties: 400 on writes,
+404 on reads; a write older than the stored tariff is not applied (409); a tariff still listed by one of our
+connectors is not deleted (400).
+"""
+
+from typing import Any
+
+import orjson
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from ocpi_core.api.schema import object_schema
+from ocpi_core.envelope import format_datetime
+from ocpi_core.exceptions import InvalidParameters
+from tariffs.models import Tariff
+from tariffs.services import Key, WriteResult, tariff_delete, tariff_doc, tariff_find, tariff_get, tariff_put
+
+TAG = "Platform API: tariffs"
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Conflict"
+    default_code = "conflict"
+
+
+def _json(text: str | bytes, http_status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+    """JSON text as stored (no re-encoding: prices keep their digits)."""
+    return HttpResponse(text, status=http_status, content_type="application/json", headers=headers)
+
+
+def _stamped(data: Any) -> Any:
+    if isinstance(data, dict) and data.get("last_updated") is None:
+        return {**data, "last_updated": format_datetime(timezone.now())}
+    return data
+
+
+def _written(result: WriteResult) -> HttpResponse:
+    if result.ignored:
+        raise Conflict("last_updated: older than the stored tariff's; not applied")
+    return _json(tariff_doc(result.tariff), status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+# --- OpenAPI ---
+
+
+def _request_schema() -> dict[str, Any]:
+    schema = object_schema("Tariff")
+    schema["required"] = [name for name in schema["required"] if name != "last_updated"]
+    return schema
+
+
+_TARIFF = object_schema("Tariff")
+_ERRORS = {
+    400: OpenApiResponse(
+        description="Invalid body (each message naming its field), a party that is not one of our own CPO parties, "
+        'or (DELETE) a tariff still listed by one of our connectors: `{"detail": ...}`'
+    ),
+    401: OpenApiResponse(description="No or an invalid JWT"),
+    403: OpenApiResponse(description="Not a staff user"),
+}
+_NOT_FOUND = {404: OpenApiResponse(description="Unknown tariff")}
+_PATH = [
+    OpenApiParameter("country_code", str, OpenApiParameter.PATH, description="Country code of our own CPO party"),
+    OpenApiParameter("party_id", str, OpenApiParameter.PATH, description="Party id of our own CPO party"),
+    OpenApiParameter("tariff_id", str, OpenApiParameter.PATH, description="Tariff id (CiString(36))"),
+]
+
+
+# --- views ---
+
+
+class PlatformPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 500
+
+
+class TariffListView(APIView):
+    """/api/tariffs/: our own tariffs (list) and a new one (create)."""
+
+    parser_classes = [JSONParser]
+
+    def _queryset(self, request: Request) -> QuerySet[Tariff]:
+        queryset = Tariff.objects.filter(partner__isnull=True)
+        party = request.query_params.get("party")
+        if party:
+            country_code, _, party_id = party.replace("-", "*").partition("*")
+            queryset = queryset.filter(country_code__iexact=country_code, party_id__iexact=party_id)
+        return queryset.order_by("country_code", "party_id", "ocpi_id", "pk")
+
+    @extend_schema(
+        operation_id="platform_tariffs_list",
+        summary="List our own tariffs",
+        tags=[TAG],
+        parameters=[
+            OpenApiParameter("party", str, description="Only this own party, as `NL*ABC`"),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1}, description="Page size (default 50, max 500)"),
+            OpenApiParameter("offset", {"type": "integer", "minimum": 0}, description="Index of the first tariff"),
+        ],
+        responses={
+            200: {
+                "type": "object",
+                "required": ["count", "results"],
+                "properties": {
+                    "count": {"type": "integer"},
+                    "next": {"type": "string", "format": "uri", "nullable": True},
+                    "previous": {"type": "string", "format": "uri", "nullable": True},
+                    "results": {"type": "array", "items": _TARIFF},
+                },
+            },
+            **_ERRORS,
+        },
+    )
+    def get(self, request: Request) -> HttpResponse:
+        paginator = PlatformPagination()
+        page = paginator.paginate_queryset(self._queryset(request), request, view=self) or []
+        links = orjson.dumps(
+            {"count": paginator.count, "next": paginator.get_next_link(), "previous": paginator.get_previous_link()}
+        )
+        results = b"[" + b",".join(tariff_doc(tariff).encode() for tariff in page) + b"]"
+        return _json(links[:-1] + b',"results":' + results + b"}")
+
+    @extend_schema(
+        operation_id="platform_tariffs_create",
+        summary="Create one of our own tariffs (pushed to partners)",
+        description="The body is an OCPI Tariff; its country_code and party_id must name one of our own CPO parties.",
+        tags=[TAG],
+        request=OpenApiRequest(_request_schema()),
+        responses={
+            201: _TARIFF,
+            **_ERRORS,
+            409: OpenApiResponse(description="A tariff with this id already exists (use PUT to replace it)"),
+        },
+    )
+    def post(self, request: Request) -> HttpResponse:
+        data = _stamped(request.data)
+        if not isinstance(data, dict):
+            raise InvalidParameters("body: must be a JSON object (Tariff)")
+        key = Key(str(data.get("country_code", "")), str(data.get("party_id", "")), str(data.get("id", "")))
+        conflict = Conflict(f"id: tariff {key.tariff_id} already exists; PUT replaces it")
+        try:
+            with transaction.atomic():
+                if tariff_find(key) is not None:
+                    raise conflict
+                result = tariff_put(partner=None, key=key, data=data)
+        except IntegrityError as exc:  # created concurrently by another request
+            raise conflict from exc
+        tariff = result.tariff
+        url = reverse(
+            "platform-tariff",
+            kwargs={"country_code": tariff.country_code, "party_id": tariff.party_id, "tariff_id": tariff.ocpi_id},
+        )
+        return _json(tariff_doc(tariff), status.HTTP_201_CREATED, headers={"Location": url})
+
+
+class TariffView(APIView):
+    """/api/tariffs/{country_code}/{party_id}/{tariff_id}: GET, PUT (create or replace), DELETE."""
+
+    parser_classes = [JSONParser]
+
+    @staticmethod
+    def _key(kwargs: dict[str, Any]) -> Key:
+        return Key(kwargs["country_code"], kwargs["party_id"], kwargs["tariff_id"])
+
+    @extend_schema(
+        operation_id="platform_tariffs_get",
+        summary="Get one of our own tariffs",
+        tags=[TAG],
+        parameters=_PATH,
+        responses={200: _TARIFF, **_ERRORS, **_NOT_FOUND},
+    )
+    def get(self, request: Request, **kwargs: Any) -> HttpResponse:
+        return _json(tariff_get(partner=None, key=self._key(kwargs)))
+
+    @extend_schema(
+        operation_id="platform_tariffs_put",
+        summary="Create or replace one of our own tariffs (pushed to partners)",
+        tags=[TAG],
+        parameters=_PATH,
+        request=OpenApiRequest(_request_schema()),
+        responses={
+            200: _TARIFF,
+            201: _TARIFF,
+            **_ERRORS,
+            409: OpenApiResponse(description="Older than the stored tariff (last_updated): not applied"),
+        },
+    )
+    def put(self, request: Request, **kwargs: Any) -> HttpResponse:
+        key = self._key(kwargs)
+        data = _stamped(request.data)
+        if isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"].lower() == key.tariff_id.lower():
+            key = Key(key.country_code, key.party_id, data["id"])  # a new tariff is keyed as its body spells its id
+        return _written(tariff_put(partner=None, key=key, data=data))
+
+    @extend_schema(
+        operation_id="platform_tariffs_delete",
+        summary="Delete one of our own tariffs (pushed to partners as a DELETE)",
+        tags=[TAG],
+        parameters=_PATH,
+        responses={204: None, **_ERRORS, **_NOT_FOUND},
+    )
+    def delete(self, request: Request, **kwargs: Any) -> HttpResponse:
+        tariff_delete(partner=None, key=self._key(kwargs))
+        return HttpResponse(status=status.HTTP_204_NO_CONTENT)
