@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from locations.models import Connector, Evse, Location
 from ocpi_core.constants import ModuleID, Role
+from ocpi_core.db import retry_on_conflict
 from ocpi_core.envelope import dumps, format_datetime, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound, UnknownLocation
 from ocpi_core.mapping import OcpiMapper
@@ -115,7 +116,9 @@ def location_doc_refresh(location: Location) -> None:
 def location_find(key: Key, *, lock: bool = False) -> Location | None:
     """A location by owner and id (CiString: case-insensitive)."""
     queryset = Location.objects.filter(
-        country_code__iexact=key.country_code, party_id__iexact=key.party_id, ocpi_id__iexact=key.location_id
+        country_code__lower=key.country_code.lower(),
+        party_id__lower=key.party_id.lower(),
+        ocpi_id__lower=key.location_id.lower(),
     )
     if lock:
         queryset = queryset.select_for_update()
@@ -123,11 +126,11 @@ def location_find(key: Key, *, lock: bool = False) -> Location | None:
 
 
 def _evse_find(location: Location, uid: str) -> Evse | None:
-    return location.evses.filter(uid__iexact=uid).first()
+    return location.evses.filter(uid__lower=uid.lower()).first()
 
 
 def _connector_find(evse: Evse, connector_id: str) -> Connector | None:
-    return evse.connectors.filter(ocpi_id__iexact=connector_id).first()
+    return evse.connectors.filter(ocpi_id__lower=connector_id.lower()).first()
 
 
 def location_object_get(*, key: Key, partner: Partner | None) -> dict[str, Any]:
@@ -322,18 +325,40 @@ def _older(stored: datetime, incoming: str) -> bool:
     return parse_datetime(incoming) < stored
 
 
-def _push(partner: Partner | None, key: Key, method: str, fields: Iterable[str] = ()) -> None:
-    if partner is None:
-        outbox_add(
-            module=ModuleID.LOCATIONS,
-            country_code=key.country_code,
-            party_id=key.party_id,
-            object_path=key.path,
-            method=method,
-            fields=list(fields),
-        )
+def _push(
+    partner: Partner | None,
+    key: Key,
+    method: str,
+    fields: Iterable[str] = (),
+    *,
+    location: Location,
+    was_publishable: bool | None = None,
+) -> None:
+    """Own objects only: an outbox row per receiving partner, keyed by the ids as stored (a request may spell them
+    in another case). A location that is not publishable is not pushed, unless it was before this change: then
+    partners get it with publish=false and stop showing it (REFERENCE §6.1)."""
+    if partner is not None:
+        return
+    if not publishable(location) and not (was_publishable if was_publishable is not None else False):
+        return
+    path = [location.ocpi_id]
+    if key.evse_uid is not None:
+        evse = _evse_find(location, key.evse_uid)
+        path.append(evse.uid if evse else key.evse_uid)
+        if key.connector_id is not None:
+            connector = _connector_find(evse, key.connector_id) if evse else None
+            path.append(connector.ocpi_id if connector else key.connector_id)
+    outbox_add(
+        module=ModuleID.LOCATIONS,
+        country_code=location.country_code,
+        party_id=location.party_id,
+        object_path="/".join(path),
+        method=method,
+        fields=list(fields),
+    )
 
 
+@retry_on_conflict
 @transaction.atomic
 def location_put(*, partner: Partner | None, key: Key, data: Any) -> WriteResult:
     """PUT of a Location, EVSE or Connector (by the depth of `key`): create or replace."""
@@ -352,6 +377,7 @@ def _location_put(partner: Partner | None, key: Key, data: dict[str, Any]) -> Wr
     if location is not None and _older(location.last_updated, data["last_updated"]):
         return WriteResult(location, ignored=True)
     created = location is None
+    was_publishable = location is not None and publishable(location)
     values = LOCATION.from_ocpi(data)
     if location is None:
         location = Location(partner=partner)
@@ -369,7 +395,7 @@ def _location_put(partner: Partner | None, key: Key, data: dict[str, Any]) -> Wr
             evse.status, evse.last_updated = REMOVED, location.last_updated
         evse.save(update_fields=["position", "status", "last_updated"])
     location_doc_refresh(location)
-    _push(partner, key, Delivery.Method.PUT)
+    _push(partner, key, Delivery.Method.PUT, location=location, was_publishable=was_publishable)
     return WriteResult(location, created=created)
 
 
@@ -388,7 +414,7 @@ def _evse_put(partner: Partner | None, key: Key, data: dict[str, Any]) -> WriteR
     evse = _evse_replace(location, data, None)
     _bump(location, evse.last_updated)
     location_doc_refresh(location)
-    _push(partner, key, Delivery.Method.PUT)
+    _push(partner, key, Delivery.Method.PUT, location=location)
     return WriteResult(location, created=current is None)
 
 
@@ -404,10 +430,11 @@ def _connector_put(partner: Partner | None, key: Key, data: dict[str, Any]) -> W
     connector = _connector_upsert(evse, data, position)
     _bump(location, connector.last_updated, evse)
     location_doc_refresh(location)
-    _push(partner, key, Delivery.Method.PUT)
+    _push(partner, key, Delivery.Method.PUT, location=location)
     return WriteResult(location, created=current is None)
 
 
+@retry_on_conflict
 @transaction.atomic
 def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResult:
     """PATCH of a Location, EVSE or Connector: only the fields sent change; last_updated is required."""
@@ -418,6 +445,7 @@ def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResu
     if location is None or location.partner_id != (partner.pk if partner else None):
         raise UnknownLocation(f"Unknown location {key.location_id}")
     when = parse_datetime(data["last_updated"])
+    was_publishable = publishable(location)
     if type_name == "Location":
         if when < location.last_updated:
             return WriteResult(location, ignored=True)
@@ -462,7 +490,10 @@ def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResu
         connector.save()
         _bump(location, when, evse)
     location_doc_refresh(location)
-    _push(partner, key, Delivery.Method.PATCH, [f for f in data if f != "last_updated"])
+    fields = [f for f in data if f != "last_updated"]
+    if not publishable(location) and was_publishable:
+        fields = sorted({*fields, "publish"})  # partners that showed it must learn it is no longer public
+    _push(partner, key, Delivery.Method.PATCH, fields, location=location, was_publishable=was_publishable)
     return WriteResult(location)
 
 
@@ -485,7 +516,7 @@ def location_touch_own(*, location: Location, evse: Evse | None = None) -> None:
     Location.objects.filter(pk=location.pk).update(last_updated=now)
     location.last_updated = now
     location_doc_refresh(location)
-    _push(None, key, Delivery.Method.PUT)
+    _push(None, key, Delivery.Method.PUT, location=location)
 
 
 # --- push and pull ---
@@ -502,8 +533,8 @@ def _render_for_push(
     parts = object_path.split("/")
     key = Key(country_code, party_id, *parts)  # type: ignore[arg-type]
     location = location_find(key)
-    if location is None or not location.is_own or not publishable(location):
-        return None
+    if location is None or not location.is_own:
+        return None  # an unpublished location is still rendered: _push only queues it for partners that had it
     try:
         data = location_object_get(key=key, partner=None)
     except (UnknownLocation, NotFound):
@@ -634,7 +665,13 @@ def location_save_from_admin(
         evse.full_clean(exclude=["location"])
         evse.save(update_fields=[*names, "last_updated"])  # only what staff changed: the status may move meanwhile
     location_doc_refresh(location)
-    _push(None, Key(location.country_code, location.party_id, location.ocpi_id), Delivery.Method.PUT)
+    _push(
+        None,
+        Key(location.country_code, location.party_id, location.ocpi_id),
+        Delivery.Method.PUT,
+        location=location,
+        was_publishable=not new and bool({"publish", "publish_allowed_to"} & set(fields)),  # it may have been shown
+    )
     return True
 
 
@@ -692,5 +729,10 @@ def evse_save_from_admin(
     Location.objects.filter(pk=location.pk).update(last_updated=now)
     location.last_updated = now
     location_doc_refresh(location)
-    _push(None, Key(location.country_code, location.party_id, location.ocpi_id, evse.uid), Delivery.Method.PUT)
+    _push(
+        None,
+        Key(location.country_code, location.party_id, location.ocpi_id, evse.uid),
+        Delivery.Method.PUT,
+        location=location,
+    )
     return True

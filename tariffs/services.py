@@ -22,6 +22,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from ocpi_core.constants import ModuleID, Role
+from ocpi_core.db import retry_on_conflict
 from ocpi_core.envelope import parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound
 from ocpi_core.mapping import OcpiMapper
@@ -80,7 +81,9 @@ def tariff_doc(tariff: Tariff) -> str:
 def tariff_find(key: Key, *, lock: bool = False) -> Tariff | None:
     """A tariff by owner and id (CiString: case-insensitive)."""
     queryset = Tariff.objects.filter(
-        country_code__iexact=key.country_code, party_id__iexact=key.party_id, ocpi_id__iexact=key.tariff_id
+        country_code__lower=key.country_code.lower(),
+        party_id__lower=key.party_id.lower(),
+        ocpi_id__lower=key.tariff_id.lower(),
     )
     if lock:
         queryset = queryset.select_for_update()
@@ -253,6 +256,7 @@ def _assert_own_party(key: Key) -> None:
         raise InvalidParameters(f"country_code/party_id: {party} is not one of our CPO parties")
 
 
+@retry_on_conflict
 @transaction.atomic
 def tariff_put(*, partner: Partner | None, key: Key, data: Any) -> WriteResult:
     """PUT of a Tariff: create or replace. `partner=None` is one of our own tariffs (pushed to partners).

@@ -52,7 +52,7 @@ def own_locations(view: OcpiAPIView) -> QuerySet[Location]:
     parties = own_parties_for_request(routing=view.routing, role=Role.CPO)
     owners = Q(pk__in=[])
     for party in parties:
-        owners |= Q(country_code__iexact=party.country_code, party_id__iexact=party.party_id)
+        owners |= Q(country_code__lower=party.country_code.lower(), party_id__lower=party.party_id.lower())
     # publish=false locations go only to the drivers listed in publish_allowed_to (REFERENCE §6.1); SQL NULL is
     # `isnull` here: `publish_allowed_to=None` would match a stored JSON null only
     return Location.objects.filter(owners, partner__isnull=True).exclude(publish=False, publish_allowed_to__isnull=True)
@@ -81,7 +81,9 @@ class LocationSenderObjectView(OcpiAPIView):
     def get(
         self, request: Request, location_id: str, evse_uid: str | None = None, connector_id: str | None = None
     ) -> OcpiResponse:
-        location = own_locations(self).filter(ocpi_id__iexact=location_id).only("country_code", "party_id").first()
+        location = (
+            own_locations(self).filter(ocpi_id__lower=location_id.lower()).only("country_code", "party_id").first()
+        )
         if location is None:
             raise UnknownLocation(f"Unknown location {location_id}")
         key = Key(location.country_code, location.party_id, location_id, evse_uid, connector_id)

@@ -468,12 +468,32 @@ def test_each_attempt_sends_the_object_as_it_is_then(db: None, partner: Partner,
 
 def test_an_object_gone_before_its_delivery_is_not_sent(db: None, partner: Partner, httpserver: HTTPServer) -> None:
     delivery = new_location()
-    Location.objects.filter(ocpi_id="LOC1").update(publish=False)
+    Location.objects.filter(ocpi_id="LOC1").delete()
 
     outcome = outbox_deliver(delivery_id=delivery.pk)
 
     assert outcome.status == Delivery.Status.SUPERSEDED
     assert httpserver.log == []
+
+
+def test_unpublishing_a_shown_location_tells_partners_and_a_private_one_is_never_pushed(
+    db: None, partner: Partner, httpserver: HTTPServer
+) -> None:
+    delivery = new_location()
+    answer(httpserver)
+    assert outbox_deliver(delivery_id=delivery.pk).status == Delivery.Status.DELIVERED
+
+    # the location goes private: partners that showed it get publish=false
+    location_patch(partner=None, key=LOC1, data={"publish": False, "last_updated": "2030-01-01T00:00:00Z"})
+    patch = Delivery.objects.filter(method=Delivery.Method.PATCH).get()
+    assert patch.fields == ["publish"]
+    assert outbox_deliver(delivery_id=patch.pk).status == Delivery.Status.DELIVERED
+    assert sent(httpserver)[-1][2] == {"publish": False, "last_updated": "2030-01-01T00:00:00Z"}
+
+    # while private, its changes go nowhere
+    evse_uid = Location.objects.get(ocpi_id="LOC1").evses.get().uid
+    evse_status_set(key=Key("NL", "OWN", "LOC1", evse_uid), status="CHARGING")
+    assert Delivery.objects.count() == 2
 
 
 def test_a_partner_suspended_after_the_change_gets_nothing(db: None, partner: Partner, httpserver: HTTPServer) -> None:

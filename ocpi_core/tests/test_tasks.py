@@ -48,6 +48,9 @@ def redis_broker() -> Iterator[str]:
         pytest.skip(reason)
     prefix = f"ocpi-test-{uuid.uuid4().hex}:"
     saved = {key: app.conf[key] for key in _CONF_KEYS}
+    # start_worker(queues=[...]) narrows the app's consumed queues for good: put the selection back afterwards
+    consume_from = app.amqp.queues._consume_from  # type: ignore[attr-defined]
+    selected = dict(consume_from) if consume_from is not None else None
     app.conf.update(
         broker_url=REDIS_URL,
         broker_transport_options={"global_keyprefix": prefix, "visibility_timeout": 3600},
@@ -58,6 +61,7 @@ def redis_broker() -> Iterator[str]:
         yield REDIS_URL
     finally:
         app.conf.update(saved)
+        app.amqp.queues._consume_from = selected  # type: ignore[attr-defined]
         _drop_broker_pools()
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)

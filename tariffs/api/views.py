@@ -24,7 +24,7 @@ def own_tariffs(view: OcpiAPIView) -> QuerySet[Tariff]:
     parties = own_parties_for_request(routing=view.routing, role=Role.CPO)
     owners = Q(pk__in=[])
     for party in parties:
-        owners |= Q(country_code__iexact=party.country_code, party_id__iexact=party.party_id)
+        owners |= Q(country_code__lower=party.country_code.lower(), party_id__lower=party.party_id.lower())
     return Tariff.objects.filter(owners, partner__isnull=True)
 
 
