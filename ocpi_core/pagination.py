@@ -7,12 +7,14 @@ its meaning; a client that builds its own URLs without `cursor` gets plain offse
 """
 
 import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Model, Q, QuerySet
 from django.http import QueryDict
 
@@ -29,7 +31,7 @@ class PageRequest:
     limit: int
     date_from: datetime | None
     date_to: datetime | None
-    cursor: tuple[datetime, int] | None
+    cursor: tuple[datetime, int, int | None] | None
     raw_date_from: str | None
     raw_date_to: str | None
 
@@ -53,21 +55,39 @@ def _date_param(query: QueryDict, name: str) -> tuple[datetime | None, str | Non
         raise InvalidParameters(f"{name} must be an OCPI DateTime in UTC, e.g. 2019-01-01T00:00:00Z") from exc
 
 
-def _encode_cursor(last_updated: datetime, pk: int) -> str:
+def _encode_cursor(last_updated: datetime, pk: int, total: int) -> str:
     # Full microseconds: format_datetime keeps milliseconds only, and a rounded-down stamp would serve again every
     # object of the same millisecond that sorts after it (timezone.now() stamps differ in microseconds).
     stamp = last_updated.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return base64.urlsafe_b64encode(f"{stamp}|{pk}".encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(f"{stamp}|{pk}|{total}".encode()).decode().rstrip("=")
 
 
-def _decode_cursor(raw: str) -> tuple[datetime, int] | None:
-    """A cursor we wrote, or None for anything else (a damaged cursor falls back to offset paging)."""
+def _decode_cursor(raw: str) -> tuple[datetime, int, int | None] | None:
+    """A cursor we wrote: the last object served and the count of the first page (None for anything else: a damaged
+    cursor falls back to offset paging)."""
     try:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        stamp, pk = text.split("|")
-        return parse_datetime(stamp), int(pk)
+        parts = text.split("|")
+        if len(parts) == 2:  # cursors written before the count was carried
+            return parse_datetime(parts[0]), int(parts[1]), None
+        stamp, pk, total = parts
+        return parse_datetime(stamp), int(pk), max(0, int(total))
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def _count(queryset: QuerySet[Any]) -> int:
+    """COUNT(*) of a list query, kept OCPI_COUNT_CACHE_SECONDS per query so random-offset paging does not count on
+    every page (0 = always count)."""
+    ttl = settings.OCPI_COUNT_CACHE_SECONDS
+    if not ttl:
+        return queryset.count()
+    key = "ocpi-count:" + hashlib.sha1(str(queryset.query).encode(), usedforsecurity=False).hexdigest()
+    cached = cache.get(key)
+    if cached is None:
+        cached = queryset.count()
+        cache.set(key, cached, ttl)
+    return int(cached)
 
 
 def page_request(query: QueryDict) -> PageRequest:
@@ -100,7 +120,10 @@ def paginate(
 ) -> Page:
     """Apply the request's window to `queryset` (already scoped to what the caller may see) and build the headers.
 
-    `total` may be passed by callers that keep a count elsewhere; otherwise X-Total-Count is counted.
+    One row more than the page is read, so whether another page exists never depends on a count. X-Total-Count is
+    counted on a page reached by offset (kept for OCPI_COUNT_CACHE_SECONDS per query), and carried along in the Link
+    of the pages that follow, raised when more objects turn up: a walk through N pages counts once, not N times.
+    `total` may be passed by callers that keep a count elsewhere.
     """
     request = page_request(query)
     filtered = queryset
@@ -109,25 +132,27 @@ def paginate(
     if request.date_to is not None:
         filtered = filtered.filter(**{f"{date_field}__lt": request.date_to})
     filtered = filtered.order_by(date_field, "pk")
-    if total is None:
-        total = filtered.count()
-    if request.limit == 0:
-        objects: list[Model] = []
-    elif request.cursor is not None:
-        stamp, pk = request.cursor
+    rows: list[Model] = []
+    if request.limit and request.cursor is not None:
+        stamp, pk, _ = request.cursor
         after = Q(**{f"{date_field}__gt": stamp}) | Q(**{date_field: stamp, "pk__gt": pk})
-        objects = list(filtered.filter(after)[: request.limit])
-    else:
-        objects = list(filtered[request.offset : request.offset + request.limit])
-    headers = {"X-Total-Count": str(total), "X-Limit": str(settings.OCPI_MAX_PAGE_LIMIT)}
+        rows = list(filtered.filter(after)[: request.limit + 1])
+    elif request.limit:
+        rows = list(filtered[request.offset : request.offset + request.limit + 1])
+    objects, has_more = rows[: request.limit], len(rows) > request.limit
     next_offset = request.offset + len(objects)
-    if objects and next_offset < total:
+    if total is None:
+        carried = request.cursor[2] if request.cursor is not None else None
+        seen = next_offset + (1 if has_more else 0)
+        total = max(carried, seen) if carried is not None else max(_count(filtered), seen if objects else 0)
+    headers = {"X-Total-Count": str(total), "X-Limit": str(settings.OCPI_MAX_PAGE_LIMIT)}
+    if objects and has_more:
         params: dict[str, Any] = {"offset": next_offset, "limit": request.limit}
         if request.raw_date_from is not None:
             params["date_from"] = request.raw_date_from
         if request.raw_date_to is not None:
             params["date_to"] = request.raw_date_to
         last = objects[-1]
-        params["cursor"] = _encode_cursor(getattr(last, date_field), last.pk)
+        params["cursor"] = _encode_cursor(getattr(last, date_field), last.pk, total)
         headers["Link"] = f'<{absolute_url(path)}?{urlencode(params)}>; rel="next"'
     return Page(objects=objects, headers=headers)

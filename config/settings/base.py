@@ -187,6 +187,9 @@ CELERY_BEAT_SCHEDULE = {
 OCPI_BASE_URL = env("OCPI_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Largest page a Sender list returns (X-Limit); a request without `limit` gets this many.
 OCPI_MAX_PAGE_LIMIT = env.int("OCPI_MAX_PAGE_LIMIT", default=100)
+# Seconds a Sender list's X-Total-Count is reused for the same query when pages are fetched by offset (pages reached
+# through our Link carry the count along and never count again). 0 = count every request.
+OCPI_COUNT_CACHE_SECONDS = env.int("OCPI_COUNT_CACHE_SECONDS", default=2)
 # Fernet key for the tokens we present to partners.
 # Empty = derived from DJANGO_SECRET_KEY (development only; production requires it).
 OCPI_TOKEN_ENCRYPTION_KEY = env("OCPI_TOKEN_ENCRYPTION_KEY", default="")

@@ -237,14 +237,15 @@ def test_following_links_within_a_date_window(probe, ocpi_base_url):
 
 def test_object_updated_while_paging_skips_nothing(probe, ocpi_base_url):
     """An object updated mid-pull moves behind the cursor; offset paging would now skip the next object, the Link's
-    cursor does not (the moved object is picked up by the next pull with date_from)."""
+    cursor does not, and the moved object comes once more at the end, in its new state."""
     ids = make_objects(minutes(6))
     first = probe.get(PROBE, params={"limit": 2})
     Party.objects.filter(pk=ids[0]).update(updated_at=T0 + timedelta(hours=1))
 
-    rest, _ = follow_all(probe, dict(parse_qs(urlsplit(next_link(first) or "").query)))
+    rest, responses = follow_all(probe, dict(parse_qs(urlsplit(next_link(first) or "").query)))
 
-    assert pks(first) + rest == ids
+    assert pks(first) + rest == [*ids, ids[0]]
+    assert "Link" not in responses[-1].headers
 
 
 @pytest.mark.parametrize("cursor", ["garbage!!", "bm90LWEtY3Vyc29y", "MjAyNC0wMy0wMVQxMjowMDowMFp8eA", ""])
@@ -317,3 +318,28 @@ def test_ocpi_client_pulls_every_page_from_our_own_server(probe, ocpi_base_url, 
 
     assert [item["pk"] for page in pages for item in page.data] == expected
     assert len(pages) == 4
+
+
+def test_a_walk_through_links_counts_once_and_the_count_follows_new_objects(db, django_assert_num_queries):
+    """The first page counts; pages reached through the Link carry X-Total-Count in the cursor (one query each:
+    the rows), raised when more objects turn up than were counted."""
+    from django.http import QueryDict
+
+    from ocpi_core.pagination import paginate
+
+    make_objects(minutes(5))
+    queryset = Party.objects.filter(country_code=PROBE_COUNTRY)
+    with django_assert_num_queries(2):
+        first = paginate(queryset, QueryDict("limit=2"), "/ocpi/2.2.1/probe", date_field="updated_at")
+    assert first.headers["X-Total-Count"] == "5"
+    late = Party.objects.create(country_code=PROBE_COUNTRY, party_id="999", role=Role.CPO, name="late")
+    Party.objects.filter(pk=late.pk).update(updated_at=T0 + timedelta(hours=2))  # one more arrives during the walk
+    query = urlsplit(first.headers["Link"].split(">")[0].lstrip("<")).query
+    pages = [first]
+    while "Link" in pages[-1].headers:
+        with django_assert_num_queries(1):
+            pages.append(paginate(queryset, QueryDict(query), "/ocpi/2.2.1/probe", date_field="updated_at"))
+        if "Link" in pages[-1].headers:
+            query = urlsplit(pages[-1].headers["Link"].split(">")[0].lstrip("<")).query
+    assert sum(len(page.objects) for page in pages) == 6
+    assert pages[-1].headers["X-Total-Count"] == "6"
