@@ -133,12 +133,18 @@ def paginate(
         filtered = filtered.filter(**{f"{date_field}__lt": request.date_to})
     filtered = filtered.order_by(date_field, "pk")
     rows: list[Model] = []
-    if request.limit and request.cursor is not None:
-        stamp, pk, _ = request.cursor
-        after = Q(**{f"{date_field}__gt": stamp}) | Q(**{date_field: stamp, "pk__gt": pk})
-        rows = list(filtered.filter(after)[: request.limit + 1])
-    elif request.limit:
-        rows = list(filtered[request.offset : request.offset + request.limit + 1])
+    if request.limit:
+        if request.cursor is not None:
+            stamp, pk, _ = request.cursor
+            after = Q(**{f"{date_field}__gt": stamp}) | Q(**{date_field: stamp, "pk__gt": pk})
+            window = filtered.filter(after)[: request.limit + 1]
+        else:
+            window = filtered[request.offset : request.offset + request.limit + 1]
+        # Keys first, then the rows: the OFFSET scan and the sort carry two narrow columns, not the documents
+        # (PERFORMANCE.md §4); the second query fetches the page by primary key.
+        keys = list(window.values_list("pk", flat=True))
+        by_pk = {row.pk: row for row in filtered.order_by().filter(pk__in=keys)} if keys else {}
+        rows = [by_pk[key] for key in keys if key in by_pk]
     objects, has_more = rows[: request.limit], len(rows) > request.limit
     next_offset = request.offset + len(objects)
     if total is None:
