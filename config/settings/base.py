@@ -33,6 +33,13 @@ INSTALLED_APPS = [
     "ocpi_core",
     "locations",
     "tariffs",
+    "tokens",
+    "sessions_app",
+    "cdrs",
+    "commands",
+    "chargingprofiles",
+    "hubclientinfo",
+    "gateway",
 ]
 
 MIDDLEWARE = [

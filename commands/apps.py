@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class CommandsConfig(AppConfig):
+    """Commands module (REFERENCE §11): CPO Receiver carried out through the charge point gateway, eMSP Sender."""
+
+    name = "commands"
+    verbose_name = "Commands"
+    default_auto_field = "django.db.models.BigAutoField"

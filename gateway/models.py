@@ -1,0 +1,1 @@
+"""Models of the Charge point gateway app."""

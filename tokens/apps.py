@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class TokensConfig(AppConfig):
+    """Tokens module (REFERENCE §10): eMSP Sender for our own tokens, CPO Receiver for partners' tokens."""
+
+    name = "tokens"
+    verbose_name = "Tokens"
+    default_auto_field = "django.db.models.BigAutoField"
