@@ -466,18 +466,25 @@ class Bench:
             self.push()
         self.results["web_rss_mb"] = self.rss()
         log(f"web worker RSS (MB): {self.results['web_rss_mb']}")
-        if args.diagnose:
-            suffix = ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
-            target = args.results_dir / f"diagnosis-{args.locations}{suffix}.md"
-            cmd = [venv_bin("python"), str(BENCH / "diagnose.py"), "--bench-json", str(self.workdir / "bench.json")]
-            run([*cmd, "--out", str(target)], env=self.env(), timeout=1800)
-            self.results["diagnosis"] = str(target.relative_to(REPO)) if target.is_relative_to(REPO) else str(target)
-            log(f"diagnosis: {target}")
         self.results["meta"] = meta(args, time.time() - started) | code_at_start
         if code_version() != code_at_start:
             self.results["meta"]["code_changed_during_run"] = True
             log("WARNING: the code changed during the run (commit or working tree): the figures mix versions")
         write_results(self.results, args)
+        if args.diagnose:
+            self.diagnose()
+
+    def diagnose(self) -> None:
+        """bench/diagnose.py on the same data: SQL, EXPLAIN and profiles (after the results are safely written)."""
+        args = self.args
+        suffix = ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
+        target = args.results_dir / f"diagnosis-{args.locations}{suffix}.md"
+        cmd = [venv_bin("python"), str(BENCH / "diagnose.py"), "--bench-json", str(self.workdir / "bench.json")]
+        try:
+            run([*cmd, "--out", str(target)], env=self.env(), timeout=1800)
+            log(f"diagnosis: {target}")
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            log(f"diagnosis failed (the results above stand): {exc}")
 
 
 def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -546,8 +553,8 @@ def _output(cmd: list[str]) -> str:
 
 
 def code_version() -> dict[str, Any]:
-    """The commit and whether tracked files differ from it (read-only git commands)."""
-    diff = _output(["git", "diff", "HEAD", "--stat"])
+    """The commit and whether tracked files outside bench/ differ from it (read-only git commands)."""
+    diff = _output(["git", "diff", "HEAD", "--stat", "--", ".", ":(exclude)bench"])
     return {
         "commit": _output(["git", "rev-parse", "--short", "HEAD"]),
         "working_tree_changed": bool(diff),
@@ -652,8 +659,12 @@ def write_results(results: dict[str, Any], args: argparse.Namespace) -> None:
         worst = max((v for name, values in rss.items() if name != "bare" for v in values), default=0)
         checks["rss"] = worst < 200
         lines += ["", f"Web worker RSS after the run (MB): {rss} — goal < 200: {'yes' if worst < 200 else '**no**'}."]
-    if results.get("diagnosis"):
-        lines += ["", f"SQL, EXPLAIN and profiles per scenario: `{results['diagnosis']}`."]
+    if args.diagnose:
+        suffix = ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
+        lines += [
+            "",
+            f"SQL, EXPLAIN and profiles per scenario: `diagnosis-{args.locations}{suffix}.md` (bench/diagnose.py).",
+        ]
     results["checks"] = checks
     suffix = ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
     args.results_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ rewritten by the services in the same transaction as any change: the Sender serv
 """
 
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Lower
 
 from ocpi_core.models import Partner
@@ -61,6 +62,19 @@ class Location(models.Model):
                 fields=["last_updated", "id"], name="location_page_own", condition=models.Q(partner__isnull=True)
             ),
             models.Index(fields=["partner", "last_updated"], name="location_partner"),
+            # The CPO Sender list (locations.api.views.own_locations): its filter is this index's key prefix and
+            # predicate, so a page by keyset is a range scan and an OFFSET page an index-only scan (the INCLUDE
+            # columns make the lower() keys index-only on PostgreSQL).
+            models.Index(
+                Lower("country_code"),
+                Lower("party_id"),
+                F("last_updated"),
+                F("id"),
+                name="location_page_sender",
+                include=["country_code", "party_id"],
+                condition=models.Q(partner__isnull=True)
+                & (models.Q(publish=True) | models.Q(publish_allowed_to__isnull=False)),
+            ),
         ]
 
     def __str__(self) -> str:

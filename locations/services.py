@@ -21,6 +21,7 @@ from ocpi_core.constants import ModuleID, Role
 from ocpi_core.db import retry_on_conflict
 from ocpi_core.envelope import dumps, format_datetime, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound, UnknownLocation
+from ocpi_core.hot import partner_owns
 from ocpi_core.mapping import OcpiMapper
 from ocpi_core.models import Delivery, Partner
 from ocpi_core.push import PushModule, outbox_add, push_module_register
@@ -259,7 +260,10 @@ def _check_rules(type_name: str, data: dict[str, Any]) -> None:
 
 
 def _assert_owner(partner: Partner | None, key: Key) -> None:
-    """A partner writes only under its own parties (404 otherwise, REFERENCE §6.3); a hub relays for others."""
+    """A partner writes only under its own parties (404 otherwise, REFERENCE §6.3); a hub relays for others. The
+    partner's parties come from the hot cache (ocpi_core.hot); without it, `partner_assert_owns` asks the database."""
+    if partner is None or partner_owns(partner=partner, country_code=key.country_code, party_id=key.party_id):
+        return
     partner_assert_owns(partner=partner, country_code=key.country_code, party_id=key.party_id)
 
 
@@ -468,8 +472,21 @@ def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResu
             raise NotFound(f"Unknown EVSE {key.evse_uid}")
         if when < evse.last_updated:
             return WriteResult(location, ignored=True)
-        for name, value in _without(EVSE.from_ocpi(data, partial=True), ("uid",)).items():
+        values = _without(EVSE.from_ocpi(data, partial=True), ("uid",))
+        for name, value in values.items():
             setattr(evse, name, value)
+        if not data.get("connectors"):
+            # The hot path (a status change): the EVSE's changed columns, then the location's last_updated and its
+            # cached JSON in one statement, the JSON patched in place instead of re-read and re-rendered.
+            evse.save(update_fields=list(values))
+            bumped = location.last_updated < when
+            if bumped:
+                location.last_updated = when
+            if not _doc_evse_replace(location, evse):
+                if bumped:
+                    Location.objects.filter(pk=location.pk).update(last_updated=when)
+                location_doc_refresh(location)
+            return _patched(partner, key, data, location, was_publishable)
         evse.save()
         for connector_data in data.get("connectors") or []:  # those connectors as sent; the others stay
             existing = _connector_find(evse, connector_data["id"])
@@ -490,11 +507,40 @@ def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResu
         connector.save()
         _bump(location, when, evse)
     location_doc_refresh(location)
+    return _patched(partner, key, data, location, was_publishable)
+
+
+def _patched(
+    partner: Partner | None, key: Key, data: dict[str, Any], location: Location, was_publishable: bool
+) -> WriteResult:
+    """After a PATCH is stored: queue it for the receiving partners (own objects)."""
     fields = [f for f in data if f != "last_updated"]
     if not publishable(location) and was_publishable:
         fields = sorted({*fields, "publish"})  # partners that showed it must learn it is no longer public
     _push(partner, key, Delivery.Method.PATCH, fields, location=location, was_publishable=was_publishable)
     return WriteResult(location)
+
+
+def _doc_evse_replace(location: Location, evse: Evse) -> bool:
+    """Write `location.last_updated` and one EVSE's own fields (its connectors unchanged) into the cached JSON, and
+    both to the database in one UPDATE. The result is what `location_render_rows` gives (same fields, same order);
+    False, nothing written, when the cached JSON does not hold that EVSE (then the caller re-renders)."""
+    if not location.doc:
+        return False
+    doc = orjson.loads(location.doc)
+    evses = doc.get("evses") or []
+    for index, cached in enumerate(evses):
+        if cached.get("uid") == evse.uid:
+            data = EVSE.to_ocpi(evse)
+            data["connectors"] = cached.get("connectors", [])
+            evses[index] = {name: data[name] for name in _order("EVSE") if name in data}
+            break
+    else:
+        return False
+    doc["last_updated"] = format_datetime(location.last_updated)
+    location.doc = dumps(doc).decode()
+    Location.objects.filter(pk=location.pk).update(last_updated=location.last_updated, doc=location.doc)
+    return True
 
 
 # --- own objects ---
@@ -535,15 +581,33 @@ def _render_for_push(
     location = location_find(key)
     if location is None or not location.is_own:
         return None  # an unpublished location is still rendered: _push only queues it for partners that had it
-    try:
-        data = location_object_get(key=key, partner=None)
-    except (UnknownLocation, NotFound):
-        return None
+    data = _from_doc(location, key)  # the cached JSON holds the object as it is now: no further queries
+    if data is None:
+        try:
+            data = location_object_get(key=key, partner=None)
+        except (UnknownLocation, NotFound):
+            return None
     if method == Delivery.Method.PATCH and fields:
         patch = {name: data[name] for name in fields if name in data}
         patch["last_updated"] = data["last_updated"]
         return patch
     return data
+
+
+def _from_doc(location: Location, key: Key) -> dict[str, Any] | None:
+    """The Location, EVSE or Connector at `key` out of the location's cached JSON (what `location_object_get`
+    renders from the rows), or None when the JSON is empty or does not hold it."""
+    if not location.doc:
+        return None
+    data: dict[str, Any] = orjson.loads(location.doc)
+    if key.evse_uid is None:
+        return data
+    uid = key.evse_uid.lower()
+    evse = next((e for e in data.get("evses") or [] if str(e.get("uid", "")).lower() == uid), None)
+    if evse is None or key.connector_id is None:
+        return evse
+    wanted = key.connector_id.lower()
+    return next((c for c in evse.get("connectors") or [] if str(c.get("id", "")).lower() == wanted), None)
 
 
 def _upsert_from_pull(*, partner: Partner, data: Any) -> tuple[str, str, str]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.db import connections, router
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -43,20 +44,57 @@ def _candidates(value: str) -> list[tuple[str, str]]:
     return candidates
 
 
+def _lookup_sql() -> tuple[str, list[str], list[str]]:
+    """One statement reading a token row and its partner row (built once per process)."""
+    token_fields = [f.attname for f in PartnerToken._meta.concrete_fields]
+    partner_fields = [f.attname for f in Partner._meta.concrete_fields]
+    token_table, partner_table = PartnerToken._meta.db_table, Partner._meta.db_table
+    columns = [f't."{PartnerToken._meta.get_field(n).column}"' for n in token_fields]  # type: ignore[union-attr]
+    columns += [f'p."{Partner._meta.get_field(n).column}"' for n in partner_fields]  # type: ignore[union-attr]
+    # names come from the models' own metadata; the values are bound parameters
+    sql = (
+        f'SELECT {", ".join(columns)} FROM "{token_table}" t JOIN "{partner_table}" p '  # noqa: S608
+        f'ON p."id" = t."partner_id" WHERE t."token_hash" IN (%s, %s)'
+    )
+    return sql, token_fields, partner_fields
+
+
+_LOOKUP: tuple[str, list[str], list[str]] | None = None
+
+
 def partner_token_lookup(header: str) -> PartnerAuth | None:
-    """Find the partner token an Authorization header carries (one indexed query), or None."""
+    """Find the partner token an Authorization header carries, or None.
+
+    One indexed statement, read fresh on every request (no cache): a token rotated or revoked by any process or
+    machine stops working at once. Raw SQL because this runs on every OCPI request: it skips the ORM's query
+    building; the rows are turned into model instances as the ORM would.
+    """
+    global _LOOKUP
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() != "token" or not value:
         return None
     candidates = _candidates(value)
     hashes = {token_hash(token): (token, encoding) for token, encoding in candidates}
-    rows = list(PartnerToken.objects.select_related("partner").filter(token_hash__in=hashes.keys()))
+    if _LOOKUP is None:
+        _LOOKUP = _lookup_sql()
+    sql, token_fields, partner_fields = _LOOKUP
+    params = list(hashes)[:2]
+    params += params[:1] * (2 - len(params))
+    connection = connections[router.db_for_read(PartnerToken)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     if not rows:
         return None
+    found: list[PartnerToken] = []
+    for row in rows:
+        token = PartnerToken.from_db(connection.alias, token_fields, row[: len(token_fields)])
+        token.partner = Partner.from_db(connection.alias, partner_fields, row[len(token_fields) :])
+        found.append(token)
     # Prefer the Base64 reading when both readings happen to be known tokens.
-    rows.sort(key=lambda row: hashes[row.token_hash][1] != Partner.TokenEncoding.BASE64)
-    row = rows[0]
+    found.sort(key=lambda row: hashes[row.token_hash][1] != Partner.TokenEncoding.BASE64)
+    row = found[0]
     value, encoding = hashes[row.token_hash]
     return PartnerAuth(partner=row.partner, token=row, encoding=encoding, value=value)
 

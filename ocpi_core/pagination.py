@@ -15,7 +15,8 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Model, Q, QuerySet
+from django.db.models import F, Model, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.http import QueryDict
 
 from ocpi_core.envelope import parse_datetime
@@ -76,13 +77,23 @@ def _decode_cursor(raw: str) -> tuple[datetime, int, int | None] | None:
         return None
 
 
+def _query_key(queryset: QuerySet[Any]) -> str:
+    """A cache key naming a list query (its SQL), compiled once per queryset object: the count and the offset anchors
+    of one request share it."""
+    key = getattr(queryset, "_ocpi_query_key", None)
+    if key is None:
+        key = hashlib.sha1(str(queryset.query).encode(), usedforsecurity=False).hexdigest()
+        queryset._ocpi_query_key = key  # type: ignore[attr-defined]
+    return str(key)
+
+
 def _count(queryset: QuerySet[Any]) -> int:
     """COUNT(*) of a list query, kept OCPI_COUNT_CACHE_SECONDS per query so random-offset paging does not count on
     every page (0 = always count)."""
     ttl = settings.OCPI_COUNT_CACHE_SECONDS
     if not ttl:
         return queryset.count()
-    key = "ocpi-count:" + hashlib.sha1(str(queryset.query).encode(), usedforsecurity=False).hexdigest()
+    key = "ocpi-count:" + _query_key(queryset)
     cached = cache.get(key)
     if cached is None:
         cached = queryset.count()
@@ -110,6 +121,100 @@ class Page:
     headers: dict[str, str]
 
 
+@dataclass
+class RawPage:
+    """One page of precomputed JSON documents, joined into a JSON array (`data`), plus the response headers."""
+
+    data: bytes
+    headers: dict[str, str]
+
+
+def _window(queryset: QuerySet[Any], request: PageRequest, date_field: str) -> tuple[QuerySet[Any], QuerySet[Any]]:
+    """(the filtered, ordered list; the page window: one row more than the page, as one query)."""
+    filtered = queryset
+    if request.date_from is not None:
+        filtered = filtered.filter(**{f"{date_field}__gte": request.date_from})
+    if request.date_to is not None:
+        filtered = filtered.filter(**{f"{date_field}__lt": request.date_to})
+    filtered = filtered.order_by(date_field, "pk")
+    size = request.limit + 1
+    if request.cursor is not None:
+        # `date >= stamp` is the index range start (a row comparison written as an OR is only a filter, and the scan
+        # then starts at the first row: the deeper the page, the slower); the OR keeps the exact keyset.
+        stamp, pk, _ = request.cursor
+        after = Q(**{f"{date_field}__gt": stamp}) | Q(**{date_field: stamp, "pk__gt": pk})
+        return filtered, filtered.filter(after, **{f"{date_field}__gte": stamp})[:size]
+    if not request.offset:
+        return filtered, filtered[:size]
+    # OFFSET: skip rows in a subquery that reads keys only (an index-only scan with the right index), then fetch the
+    # page's rows by primary key in the same statement (PERFORMANCE.md §4: never compute or read wide columns for
+    # the skipped rows). Deep offsets start from the nearest anchor: a keyset seek, then fewer than
+    # _ANCHOR_EVERY keys skipped instead of `offset`.
+    start, skip = filtered, request.offset
+    anchors = _anchors(filtered, date_field) if request.offset >= _ANCHOR_EVERY else []
+    slot = min(request.offset // _ANCHOR_EVERY, len(anchors))
+    if slot:
+        stamp, pk = anchors[slot - 1]  # the key at position slot * _ANCHOR_EVERY
+        at_or_after = Q(**{f"{date_field}__gt": stamp}) | Q(**{date_field: stamp, "pk__gte": pk})
+        start = filtered.filter(at_or_after, **{f"{date_field}__gte": stamp})
+        skip = request.offset - slot * _ANCHOR_EVERY
+    keys = start.values("pk")[skip : skip + size]
+    return filtered, filtered.filter(pk__in=keys)
+
+
+_ANCHOR_EVERY = 1000
+
+
+def _anchors(filtered: QuerySet[Any], date_field: str) -> list[tuple[datetime, int]]:
+    """The (date, pk) keys at positions 1000, 2000, ... of a list, kept OCPI_COUNT_CACHE_SECONDS like its count (0 =
+    none: plain OFFSET). One scan of the list's keys per period instead of one per page; an offset page is then
+    exact for the list as it was up to that many seconds ago, as X-Total-Count is."""
+    ttl = settings.OCPI_COUNT_CACHE_SECONDS
+    if not ttl:
+        return []
+    key = "ocpi-anchors:" + _query_key(filtered)
+    cached = cache.get(key)
+    if cached is None:
+        ranked = filtered.order_by().annotate(
+            _ocpi_rn=Window(RowNumber(), order_by=[F(date_field).asc(), F("pk").asc()])
+        )
+        cached = list(
+            ranked.annotate(_ocpi_slot=F("_ocpi_rn") % _ANCHOR_EVERY)
+            .filter(_ocpi_slot=1, _ocpi_rn__gt=1)
+            .order_by()
+            .values_list(date_field, "pk")
+        )
+        cached.sort()
+        cache.set(key, cached, ttl)
+    return list(cached)
+
+
+def _headers(
+    request: PageRequest,
+    filtered: QuerySet[Any],
+    path: str,
+    served: int,
+    has_more: bool,
+    last_key: tuple[datetime, int] | None,
+    total: int | None,
+) -> dict[str, str]:
+    next_offset = request.offset + served
+    if total is None:
+        carried = request.cursor[2] if request.cursor is not None else None
+        seen = next_offset + (1 if has_more else 0)
+        total = max(carried, seen) if carried is not None else max(_count(filtered), seen if served else 0)
+    headers = {"X-Total-Count": str(total), "X-Limit": str(settings.OCPI_MAX_PAGE_LIMIT)}
+    if served and has_more and last_key is not None:
+        params: dict[str, Any] = {"offset": next_offset, "limit": request.limit}
+        if request.raw_date_from is not None:
+            params["date_from"] = request.raw_date_from
+        if request.raw_date_to is not None:
+            params["date_to"] = request.raw_date_to
+        params["cursor"] = _encode_cursor(last_key[0], last_key[1], total)
+        headers["Link"] = f'<{absolute_url(path)}?{urlencode(params)}>; rel="next"'
+    return headers
+
+
 def paginate(
     queryset: QuerySet[Any],
     query: QueryDict,
@@ -123,42 +228,36 @@ def paginate(
     One row more than the page is read, so whether another page exists never depends on a count. X-Total-Count is
     counted on a page reached by offset (kept for OCPI_COUNT_CACHE_SECONDS per query), and carried along in the Link
     of the pages that follow, raised when more objects turn up: a walk through N pages counts once, not N times.
-    `total` may be passed by callers that keep a count elsewhere.
+    `total` may be passed by callers that keep a count elsewhere. The page is one query: a keyset index range scan
+    when the request carries our cursor, else OFFSET over keys only.
     """
     request = page_request(query)
-    filtered = queryset
-    if request.date_from is not None:
-        filtered = filtered.filter(**{f"{date_field}__gte": request.date_from})
-    if request.date_to is not None:
-        filtered = filtered.filter(**{f"{date_field}__lt": request.date_to})
-    filtered = filtered.order_by(date_field, "pk")
+    filtered, window = _window(queryset, request, date_field)
     rows: list[Model] = []
     if request.limit:
-        if request.cursor is not None:
-            stamp, pk, _ = request.cursor
-            after = Q(**{f"{date_field}__gt": stamp}) | Q(**{date_field: stamp, "pk__gt": pk})
-            window = filtered.filter(after)[: request.limit + 1]
-        else:
-            window = filtered[request.offset : request.offset + request.limit + 1]
-        # Keys first, then the rows: the OFFSET scan and the sort carry two narrow columns, not the documents
-        # (PERFORMANCE.md §4); the second query fetches the page by primary key.
-        keys = list(window.values_list("pk", flat=True))
-        by_pk = {row.pk: row for row in filtered.order_by().filter(pk__in=keys)} if keys else {}
-        rows = [by_pk[key] for key in keys if key in by_pk]
+        rows = list(window)
     objects, has_more = rows[: request.limit], len(rows) > request.limit
-    next_offset = request.offset + len(objects)
-    if total is None:
-        carried = request.cursor[2] if request.cursor is not None else None
-        seen = next_offset + (1 if has_more else 0)
-        total = max(carried, seen) if carried is not None else max(_count(filtered), seen if objects else 0)
-    headers = {"X-Total-Count": str(total), "X-Limit": str(settings.OCPI_MAX_PAGE_LIMIT)}
-    if objects and has_more:
-        params: dict[str, Any] = {"offset": next_offset, "limit": request.limit}
-        if request.raw_date_from is not None:
-            params["date_from"] = request.raw_date_from
-        if request.raw_date_to is not None:
-            params["date_to"] = request.raw_date_to
-        last = objects[-1]
-        params["cursor"] = _encode_cursor(getattr(last, date_field), last.pk, total)
-        headers["Link"] = f'<{absolute_url(path)}?{urlencode(params)}>; rel="next"'
-    return Page(objects=objects, headers=headers)
+    last = (getattr(objects[-1], date_field), objects[-1].pk) if objects else None
+    return Page(objects=objects, headers=_headers(request, filtered, path, len(objects), has_more, last, total))
+
+
+def paginate_raw(
+    queryset: QuerySet[Any],
+    query: QueryDict,
+    path: str,
+    *,
+    doc_field: str = "doc",
+    date_field: str = "last_updated",
+    total: int | None = None,
+) -> RawPage:
+    """`paginate` for lists served from a precomputed JSON text column: the page's documents come back already
+    joined as a JSON array (no model instances, never re-encoded). Same window, order, headers and Link."""
+    request = page_request(query)
+    filtered, window = _window(queryset, request, date_field)
+    rows: list[tuple[Any, int, str]] = []
+    if request.limit:
+        rows = list(window.values_list(date_field, "pk", doc_field))
+    page, has_more = rows[: request.limit], len(rows) > request.limit
+    data = b"[" + ",".join(row[2] for row in page).encode() + b"]"
+    last = (page[-1][0], page[-1][1]) if page else None
+    return RawPage(data=data, headers=_headers(request, filtered, path, len(page), has_more, last, total))

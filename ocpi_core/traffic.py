@@ -1,12 +1,17 @@
 """The traffic log: every inbound and outbound OCPI request, with tokens redacted and bodies truncated."""
 
+import atexit
 import logging
+import os
 import re
+import threading
 from typing import Any
 
 import orjson
 from django.conf import settings
+from django.db import close_old_connections, connections
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from ocpi_core.constants import ModuleID
 from ocpi_core.models import Partner, TrafficLog
@@ -62,13 +67,103 @@ def _write(**fields: Any) -> None:
         logger.exception("Could not write the traffic log")
 
 
+# --- batched writes of the inbound log (off the request path) ---
+
+_BATCH_ROWS = 200  # a flush starts early when this many rows wait
+_INSERT_CHUNK = 500
+
+
+def _flush_seconds() -> float:
+    value = getattr(settings, "OCPI_TRAFFIC_LOG_FLUSH_SECONDS", None)
+    if value is None:  # PostgreSQL: batched; SQLite (one writer at a time): inline
+        return 0.25 if connections["default"].vendor == "postgresql" else 0.0
+    return float(value)
+
+
+class _Buffer:
+    """Rows waiting to be written, and the daemon thread of this process that writes them."""
+
+    def __init__(self) -> None:
+        self.rows: list[TrafficLog] = []
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.pid = 0
+        self.thread: threading.Thread | None = None
+
+    def add(self, row: TrafficLog, delay: float) -> None:
+        with self.lock:
+            if self.pid != os.getpid():  # first row in this process (or a forked child: the parent writes its own)
+                self.rows, self.pid = [], os.getpid()
+                self.thread = threading.Thread(target=self._run, args=(delay,), name="traffic-log", daemon=True)
+                self.thread.start()
+            self.rows.append(row)
+            full = len(self.rows) >= _BATCH_ROWS
+        if full:
+            self.wake.set()
+
+    def _run(self, delay: float) -> None:
+        while True:
+            self.wake.wait(delay)
+            self.wake.clear()
+            try:
+                self.flush()
+            finally:
+                close_old_connections()  # this thread's own connection: dropped when broken or too old
+
+    def take(self) -> list[TrafficLog]:
+        with self.lock:
+            rows, self.rows = self.rows, []
+        return rows
+
+    def flush(self) -> int:
+        rows = self.take()
+        if not rows:
+            return 0
+        fields = [f for f in TrafficLog._meta.concrete_fields if not f.primary_key]
+        try:
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                # raw: created_at keeps the time of the request, not of the flush (no auto_now_add on insert)
+                TrafficLog._base_manager._insert(  # type: ignore[attr-defined]
+                    rows[start : start + _INSERT_CHUNK], fields=fields, raw=True
+                )
+        except Exception:  # the log must never break anything: these rows are lost, and said so
+            logger.exception("Could not write the traffic log", extra={"rows": len(rows)})
+            return 0
+        return len(rows)
+
+
+_buffer = _Buffer()
+
+
+def traffic_log_flush() -> int:
+    """Write the inbound rows still waiting in this process now (tests, shutdown). Returns how many."""
+    return _buffer.flush()
+
+
+atexit.register(traffic_log_flush)
+
+
+def _write_inbound(**fields: Any) -> None:
+    """An inbound row: inline when OCPI_TRAFFIC_LOG_FLUSH_SECONDS is 0, else handed to the writer thread."""
+    if not settings.OCPI_TRAFFIC_LOG_ENABLED:
+        return
+    delay = _flush_seconds()
+    if delay <= 0:
+        _write(**fields)
+        return
+    try:
+        _buffer.add(TrafficLog(created_at=timezone.now(), **fields), delay)
+    except Exception:
+        logger.exception("Could not queue the traffic log")
+
+
 def traffic_log_inbound(
     request: HttpRequest, response: HttpResponse, *, request_body: bytes, duration_ms: float
 ) -> None:
     """Record one request a partner made to us."""
     partner = getattr(request, "ocpi_partner", None)
     response_body = b"" if response.streaming else response.content
-    _write(
+    _write_inbound(
         partner=partner if isinstance(partner, Partner) else None,
         direction=TrafficLog.Direction.IN,
         method=request.method or "",

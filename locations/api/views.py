@@ -14,8 +14,8 @@ from ocpi_core.authentication import request_auth
 from ocpi_core.constants import ModuleID, Role
 from ocpi_core.envelope import OcpiResponse, raw_data_response
 from ocpi_core.exceptions import UnknownLocation
-from ocpi_core.pagination import paginate
-from ocpi_core.selectors import own_parties_for_request
+from ocpi_core.hot import own_party_keys
+from ocpi_core.pagination import paginate_raw
 
 _TAGS = ["OCPI locations"]
 
@@ -48,14 +48,19 @@ def _receiver_schema(type_name: str, name: str) -> Any:
 
 
 def own_locations(view: OcpiAPIView) -> QuerySet[Location]:
-    """Our own locations of the CPO parties the request is for, that may be sent to partners."""
-    parties = own_parties_for_request(routing=view.routing, role=Role.CPO)
+    """Our own locations of the CPO parties the request is for, that may be sent to partners.
+
+    The filter is the key prefix and predicate of the `location_page_sender` index: a page by cursor is an index range
+    scan, an OFFSET page an index-only scan, an object a unique-index lookup. The own parties come from the hot cache.
+    """
     owners = Q(pk__in=[])
-    for party in parties:
-        owners |= Q(country_code__lower=party.country_code.lower(), party_id__lower=party.party_id.lower())
+    for country_code, party_id in own_party_keys(routing=view.routing, role=Role.CPO):
+        owners |= Q(country_code__lower=country_code, party_id__lower=party_id)
     # publish=false locations go only to the drivers listed in publish_allowed_to (REFERENCE §6.1); SQL NULL is
     # `isnull` here: `publish_allowed_to=None` would match a stored JSON null only
-    return Location.objects.filter(owners, partner__isnull=True).exclude(publish=False, publish_allowed_to__isnull=True)
+    return Location.objects.filter(owners, partner__isnull=True).filter(
+        Q(publish=True) | Q(publish_allowed_to__isnull=False)
+    )
 
 
 class LocationSenderListView(OcpiAPIView):
@@ -65,10 +70,8 @@ class LocationSenderListView(OcpiAPIView):
 
     @ocpi_list(object_schema("Location"), operation_id="ocpi_cpo_locations_list", tags=_TAGS)
     def get(self, request: Request) -> Any:
-        queryset = own_locations(self).only("pk", "last_updated", "doc")
-        page = paginate(queryset, request.query_params, request.path)
-        body = b"[" + b",".join(location.doc.encode() for location in page.objects) + b"]"
-        return raw_data_response(body, headers=page.headers)
+        page = paginate_raw(own_locations(self), request.query_params, request.path)
+        return raw_data_response(page.data, headers=page.headers)
 
 
 @_sender_schema("Location", "location")
@@ -80,13 +83,16 @@ class LocationSenderObjectView(OcpiAPIView):
 
     def get(
         self, request: Request, location_id: str, evse_uid: str | None = None, connector_id: str | None = None
-    ) -> OcpiResponse:
-        location = (
-            own_locations(self).filter(ocpi_id__lower=location_id.lower()).only("country_code", "party_id").first()
-        )
-        if location is None:
+    ) -> Any:
+        found = own_locations(self).filter(ocpi_id__lower=location_id.lower())
+        # the whole location: its cached JSON as it is stored, one query (an EVSE or Connector is read from rows)
+        columns = ("country_code", "party_id", "doc") if evse_uid is None else ("country_code", "party_id")
+        row = next(iter(found.values_list(*columns)[:1]), None)
+        if row is None:
             raise UnknownLocation(f"Unknown location {location_id}")
-        key = Key(location.country_code, location.party_id, location_id, evse_uid, connector_id)
+        if evse_uid is None and row[2]:
+            return raw_data_response(row[2].encode())
+        key = Key(row[0], row[1], location_id, evse_uid, connector_id)
         return OcpiResponse(location_object_get(key=key, partner=None))
 
 

@@ -11,8 +11,8 @@ from ocpi_core.api.schema import object_schema, ocpi_list, ocpi_request, ocpi_re
 from ocpi_core.authentication import request_auth
 from ocpi_core.constants import ModuleID, Role
 from ocpi_core.envelope import OcpiResponse, raw_data_response
-from ocpi_core.pagination import paginate
-from ocpi_core.selectors import own_parties_for_request
+from ocpi_core.hot import own_party_keys
+from ocpi_core.pagination import paginate_raw
 from tariffs.models import Tariff
 from tariffs.services import Key, tariff_delete, tariff_get, tariff_put
 
@@ -21,10 +21,9 @@ _TAGS = ["OCPI tariffs"]
 
 def own_tariffs(view: OcpiAPIView) -> QuerySet[Tariff]:
     """Our own tariffs of the CPO parties the request is for."""
-    parties = own_parties_for_request(routing=view.routing, role=Role.CPO)
     owners = Q(pk__in=[])
-    for party in parties:
-        owners |= Q(country_code__lower=party.country_code.lower(), party_id__lower=party.party_id.lower())
+    for country_code, party_id in own_party_keys(routing=view.routing, role=Role.CPO):
+        owners |= Q(country_code__lower=country_code, party_id__lower=party_id)
     return Tariff.objects.filter(owners, partner__isnull=True)
 
 
@@ -35,10 +34,8 @@ class TariffSenderListView(OcpiAPIView):
 
     @ocpi_list(object_schema("Tariff"), operation_id="ocpi_cpo_tariffs_list", tags=_TAGS)
     def get(self, request: Request) -> Any:
-        queryset = own_tariffs(self).only("pk", "last_updated", "doc")
-        page = paginate(queryset, request.query_params, request.path)
-        body = b"[" + b",".join(tariff.doc.encode() for tariff in page.objects) + b"]"
-        return raw_data_response(body, headers=page.headers)
+        page = paginate_raw(own_tariffs(self), request.query_params, request.path)
+        return raw_data_response(page.data, headers=page.headers)
 
 
 class TariffReceiverView(OcpiAPIView):

@@ -1,0 +1,143 @@
+"""The hot paths of issue #3 (bench/README.md): queries per request with the in-process caches on, their
+invalidation, the batched traffic log, offset anchors and the in-place PATCH of the cached JSON."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from django.http import QueryDict
+from django.test import Client, override_settings
+
+from conftest import auth_header, make_partner
+from locations.models import Evse, Location
+from locations.services import Key, location_put, location_render_rows
+from locations.tests.factories import location_data, own_location
+from ocpi_core import pagination
+from ocpi_core.constants import Role
+from ocpi_core.crypto import token_generate, token_hash
+from ocpi_core.envelope import format_datetime
+from ocpi_core.models import Partner, PartnerToken, Party, TrafficLog
+from ocpi_core.traffic import traffic_log_flush
+
+LIST = "/ocpi/2.2.1/cpo/locations"
+HOT = override_settings(OCPI_HOT_CACHE_SECONDS=60.0, OCPI_TRAFFIC_LOG_ENABLED=False)  # the log: its own test
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def partner(own_parties: list[Party]) -> tuple[Partner, Client]:
+    partner, token = make_partner(roles=(("DE", "PRT", Role.EMSP), ("DE", "PRC", Role.CPO)))
+    return partner, Client(HTTP_AUTHORIZATION=auth_header(token))
+
+
+@pytest.fixture(autouse=True)
+def _cold_caches() -> Any:
+    from ocpi_core.hot import hot_caches_clear
+
+    hot_caches_clear()
+    yield
+    hot_caches_clear()
+
+
+def locations(count: int) -> list[Location]:
+    return [own_location(f"LOC{i:03d}", last_updated=T0 + timedelta(minutes=i)) for i in range(count)]
+
+
+@HOT
+def test_sender_get_and_pages_cost_one_query_each_with_warm_caches(
+    partner: tuple[Partner, Client], django_assert_num_queries: Any
+) -> None:
+    _, client = partner
+    locations(5)
+    assert client.get(f"{LIST}/LOC001").status_code == 200  # warms the token, the parties, last_contact_at
+    with django_assert_num_queries(2):  # the token (read fresh every time) and the document
+        response = client.get(f"{LIST}/LOC001")
+    assert response.status_code == 200
+    assert orjson.loads(response.content)["data"] == location_render_rows(Location.objects.get(ocpi_id="LOC001").pk)
+    with django_assert_num_queries(3):  # the token, the page and its count
+        first = client.get(f"{LIST}?limit=2")
+    link = first.headers["Link"].split(">")[0].lstrip("<").replace("http://testserver", "")
+    with django_assert_num_queries(2):  # the token; a Link page: one keyset range, the count carried in the cursor
+        second = client.get(link)
+    assert [item["id"] for item in orjson.loads(second.content)["data"]] == ["LOC002", "LOC003"]
+    with django_assert_num_queries(3):  # the token; an offset page: keys and docs in one statement; the count
+        third = client.get(f"{LIST}?offset=4&limit=2")
+    assert [item["id"] for item in orjson.loads(third.content)["data"]] == ["LOC004"]
+
+
+@HOT
+def test_a_rotated_or_removed_token_stops_working_at_once_in_every_process(partner: tuple[Partner, Client]) -> None:
+    """Tokens are never cached: a change made by another process (here: SQL that sends no signal to this one)
+    counts on the very next request (the two-platform tests prove it across gunicorn workers)."""
+    partner_row, client = partner
+    assert client.get(LIST).status_code == 200
+    new = token_generate()
+    PartnerToken.objects.create(partner=partner_row, token_hash=token_hash(new), kind="CREDENTIALS", hint="x")
+    PartnerToken.objects.filter(partner=partner_row).exclude(token_hash=token_hash(new))._raw_delete("default")
+    assert client.get(LIST).status_code == 401
+    assert Client(HTTP_AUTHORIZATION=auth_header(new)).get(LIST).status_code == 200
+    Partner.objects.filter(pk=partner_row.pk).update(status=Partner.Status.SUSPENDED)  # no signal either
+    assert Client(HTTP_AUTHORIZATION=auth_header(new)).get(LIST).status_code == 401
+
+
+@override_settings(OCPI_TRAFFIC_LOG_FLUSH_SECONDS=3600.0)
+def test_batched_traffic_log_records_every_request(partner: tuple[Partner, Client]) -> None:
+    partner_row, client = partner
+    locations(2)
+    before = TrafficLog.objects.count()
+    ids = [f"req-{i}" for i in range(5)]
+    started = datetime.now(UTC)
+    for request_id in ids:
+        assert client.get(f"{LIST}/LOC001", HTTP_X_REQUEST_ID=request_id).status_code == 200
+    assert TrafficLog.objects.count() == before  # still in the buffer: written off the request path
+    assert traffic_log_flush() == 5
+    rows = list(TrafficLog.objects.filter(request_id__in=ids).order_by("pk"))
+    assert [row.request_id for row in rows] == ids
+    assert all(row.partner_id == partner_row.pk and row.http_status == 200 for row in rows)
+    assert {row.module for row in rows} == {"locations"}
+    assert all(started <= row.created_at <= datetime.now(UTC) for row in rows)  # the time of the request
+
+
+@override_settings(OCPI_COUNT_CACHE_SECONDS=60)
+def test_offset_pages_from_anchors_equal_plain_offset_pages(own_parties: list[Party], monkeypatch: Any) -> None:
+    stamps = [T0 + timedelta(minutes=i // 2) for i in range(23)]  # pairs share a last_updated: pk breaks the tie
+    parties = Party.objects.bulk_create(
+        Party(country_code="ZZ", party_id=f"{i:03d}", role=Role.CPO, name="probe") for i in range(len(stamps))
+    )
+    for party, when in zip(parties, stamps, strict=True):
+        party.updated_at = when
+    Party.objects.bulk_update(parties, ["updated_at"])
+    queryset = Party.objects.filter(country_code="ZZ")
+    expected = [p.pk for p in sorted(parties, key=lambda p: (p.updated_at, p.pk))]
+    monkeypatch.setattr(pagination, "_ANCHOR_EVERY", 4)
+    for offset in range(0, 25):
+        page = pagination.paginate(queryset, QueryDict(f"offset={offset}&limit=3"), "/x", date_field="updated_at")
+        assert [p.pk for p in page.objects] == expected[offset : offset + 3], offset
+
+
+@pytest.mark.parametrize("fields", [{"status": "CHARGING"}, {"status": "OUTOFORDER", "floor_level": "-1"}])
+def test_patch_of_an_evse_rewrites_the_cached_json_in_place(
+    partner: tuple[Partner, Client], django_assert_max_num_queries: Any, fields: dict[str, Any]
+) -> None:
+    partner_row, client = partner
+    key = Key("DE", "PRC", "PLOC1")
+    location_put(partner=partner_row, key=key, data=location_data("PLOC1", country_code="DE", party_id="PRC", evses=2))
+    evse = Evse.objects.filter(location__ocpi_id="PLOC1").order_by("position").last()
+    assert evse is not None
+    stamp = format_datetime(datetime.now(UTC))
+    with HOT:
+        from ocpi_core.hot import partner_owns
+
+        client.get(LIST)  # warm the token
+        assert partner_owns(partner=partner_row, country_code="DE", party_id="PRC")  # and the partner's parties
+        with django_assert_max_num_queries(7):  # token, location, EVSE, UPDATE EVSE, UPDATE location (+ savepoints)
+            response = client.patch(
+                f"/ocpi/2.2.1/emsp/locations/DE/PRC/PLOC1/{evse.uid}",
+                orjson.dumps({**fields, "last_updated": stamp}),
+                content_type="application/json",
+            )
+    assert response.status_code == 200, response.content
+    location = Location.objects.get(ocpi_id="PLOC1")
+    assert location.doc == orjson.dumps(location_render_rows(location.pk)).decode()
+    assert format_datetime(location.last_updated) == stamp
