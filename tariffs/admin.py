@@ -8,6 +8,7 @@ partner's PUT is (errors shown on the form); saving and deleting go through `tar
 outbox rows; a tariff that one of our connectors still lists cannot be deleted.
 """
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +25,7 @@ from ocpi_core.admin import badge
 from ocpi_core.envelope import format_datetime
 from ocpi_core.exceptions import InvalidParameters, OcpiError
 from tariffs.models import Tariff, decimalize, dumps_exact, exact, loads_exact
+from tariffs.pricing import PricingError, price_session
 from tariffs.services import EXACT_FIELDS, Key, tariff_connectors_using, tariff_delete, tariff_save_own
 from tariffs.services import tariff_validate_own as validate_own
 
@@ -332,7 +334,7 @@ class TariffAdmin(admin.ModelAdmin):
     )
     read_fieldsets = (
         (None, {"fields": ("country_code", "party_id", "ocpi_id", "owner", "currency", "type", "last_updated")}),
-        ("Prices", {"fields": ("summary", "elements_json", "min_price_json", "max_price_json")}),
+        ("Prices", {"fields": ("summary", "price_example", "elements_json", "min_price_json", "max_price_json")}),
         (
             "Validity and information",
             {"fields": ("start_date_time", "end_date_time", "alt_text_json", "tariff_alt_url", "energy_mix_json")},
@@ -359,6 +361,32 @@ class TariffAdmin(admin.ModelAdmin):
     @staticmethod
     def _pre(value: Any) -> SafeString | str:
         return format_html("<pre style='margin:0'>{}</pre>", _pretty(value)) if value else "—"
+
+    @admin.display(description="example session")
+    def price_example(self, obj: Tariff) -> str:
+        """What the tariff engine bills for a sample session, so staff can check a tariff reads as intended."""
+        if not obj.elements:
+            return "—"
+        start = datetime(2024, 1, 8, 17, 0, tzinfo=UTC)  # a Monday
+        periods = [
+            {"start_date_time": "2024-01-08T17:00:00Z", "dimensions": [{"type": "ENERGY", "volume": Decimal(11)}]},
+            {
+                "start_date_time": "2024-01-08T18:00:00Z",
+                "dimensions": [{"type": "PARKING_TIME", "volume": Decimal("0.5")}],
+            },
+        ]
+        try:
+            pricing = price_session(
+                tariff={"elements": obj.elements, "min_price": obj.min_price, "max_price": obj.max_price},
+                charging_periods=periods,
+                start_date_time=start,
+                end_date_time=start + timedelta(minutes=90),
+            )
+        except PricingError as exc:
+            return f"cannot be priced: {exc}"
+        total = pricing.total_cost
+        incl = f" ({money(obj.currency, total.incl_vat)} incl. VAT)" if total.incl_vat is not None else ""
+        return f"Monday 17:00 UTC, 11 kWh in 1 h, then 30 min parked: {money(obj.currency, total.excl_vat)}{incl}"
 
     @admin.display(description="elements")
     def elements_json(self, obj: Tariff) -> SafeString | str:
@@ -392,7 +420,7 @@ class TariffAdmin(admin.ModelAdmin):
         if obj is not None:  # an own tariff: the summary of what is stored, above the form
             return (
                 (None, {"fields": ("country_code", "party_id", "ocpi_id", "currency", "type", "last_updated")}),
-                ("Prices", {"fields": ("summary", "elements", "min_price", "max_price")}),
+                ("Prices", {"fields": ("summary", "price_example", "elements", "min_price", "max_price")}),
                 *self.edit_fieldsets[2:],
             )
         return self.edit_fieldsets
@@ -402,7 +430,7 @@ class TariffAdmin(admin.ModelAdmin):
             return ()
         if not (obj.is_own and self.has_change_permission(request, obj)):
             return [name for _, options in self.read_fieldsets for name in options["fields"]]
-        return ("country_code", "party_id", "ocpi_id", "last_updated", "summary")  # the key never changes
+        return ("country_code", "party_id", "ocpi_id", "last_updated", "summary", "price_example")  # key is fixed
 
     def has_change_permission(self, request: HttpRequest, obj: Tariff | None = None) -> bool:
         if obj is not None and not obj.is_own:

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -27,8 +27,9 @@ from rest_framework.views import APIView
 
 from ocpi_core.api.schema import object_schema
 from ocpi_core.envelope import format_datetime
-from ocpi_core.exceptions import InvalidParameters
-from tariffs.models import Tariff
+from ocpi_core.exceptions import InvalidParameters, NotFound
+from tariffs.models import Tariff, decimalize, dumps_exact, loads_exact
+from tariffs.pricing import PricingError, price_session
 from tariffs.services import Key, WriteResult, tariff_delete, tariff_doc, tariff_find, tariff_get, tariff_put
 
 TAG = "Platform API: tariffs"
@@ -218,3 +219,83 @@ class TariffView(APIView):
     def delete(self, request: Request, **kwargs: Any) -> HttpResponse:
         tariff_delete(partner=None, key=self._key(kwargs))
         return HttpResponse(status=status.HTTP_204_NO_CONTENT)
+
+
+class TariffPriceView(APIView):
+    """/api/tariffs/{country_code}/{party_id}/{tariff_id}/price: what a session would cost under a stored tariff.
+
+    Any stored tariff, ours or a partner's (an eMSP checking a CPO's CDR prices with the CPO's tariff). The body
+    carries the session as a CDR would: charging_periods, start_date_time, end_date_time, optional time_zone (the
+    Location's, default UTC) and the reservation flags. Numbers are read exactly (never through a float).
+    """
+
+    parser_classes: list[Any] = []  # the body is read as text: JSONParser would turn prices into floats
+
+    @extend_schema(
+        operation_id="platform_tariffs_price",
+        summary="Price a session with a stored tariff (own or partner's)",
+        tags=[TAG],
+        parameters=_PATH,
+        request=OpenApiRequest(
+            {
+                "type": "object",
+                "required": ["charging_periods", "start_date_time", "end_date_time"],
+                "properties": {
+                    "charging_periods": {"type": "array", "items": object_schema("ChargingPeriod")},
+                    "start_date_time": {"type": "string", "format": "date-time"},
+                    "end_date_time": {"type": "string", "format": "date-time"},
+                    "time_zone": {"type": "string", "example": "Europe/Amsterdam"},
+                    "reservation": {"type": "boolean"},
+                    "reservation_expires": {"type": "boolean"},
+                },
+            }
+        ),
+        responses={
+            200: OpenApiResponse(description="Pricing.as_dict(): CDR totals, the line-by-line breakdown, periods"),
+            **_ERRORS,
+            **_NOT_FOUND,
+        },
+    )
+    def post(self, request: Request, **kwargs: Any) -> HttpResponse:
+        stored = (
+            Tariff.objects.filter(
+                country_code__iexact=kwargs["country_code"],
+                party_id__iexact=kwargs["party_id"],
+                ocpi_id__iexact=kwargs["tariff_id"],
+            )
+            .order_by("partner_id")  # ours (no partner) first
+            .first()
+        )
+        if stored is None:
+            raise NotFound("Unknown tariff")
+        try:
+            data = loads_exact(request.body or b"")
+        except ValueError as exc:
+            raise InvalidParameters("body: not JSON") from exc
+        if not isinstance(data, dict):
+            raise InvalidParameters("body: must be a JSON object")
+        errors = {
+            name: "this field is required"
+            for name in ("charging_periods", "start_date_time", "end_date_time")
+            if data.get(name) is None
+        }
+        if not isinstance(data.get("charging_periods", []), list):
+            errors["charging_periods"] = "must be a list of ChargingPeriods"
+        for name in ("reservation", "reservation_expires"):
+            if not isinstance(data.get(name, False), bool):
+                errors[name] = "must be true or false"
+        if errors:
+            raise ValidationError(errors)
+        try:
+            pricing = price_session(
+                tariff=decimalize("Tariff", loads_exact(tariff_doc(stored))),
+                charging_periods=decimalize("ChargingPeriod", data["charging_periods"]),
+                start_date_time=data["start_date_time"],
+                end_date_time=data["end_date_time"],
+                time_zone=str(data.get("time_zone") or "UTC"),
+                reservation=data.get("reservation", False),
+                reservation_expires=data.get("reservation_expires", False),
+            )
+        except PricingError as exc:
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        return _json(dumps_exact(pricing.as_dict()))

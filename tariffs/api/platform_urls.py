@@ -5,10 +5,15 @@ Object paths are served with and without a trailing slash, like the OCPI endpoin
 
 from django.urls import re_path
 
-from tariffs.api.platform import TariffListView, TariffView
+from tariffs.api.platform import TariffListView, TariffPriceView, TariffView
 
 urlpatterns = [
     re_path(r"^$", TariffListView.as_view(), name="platform-tariffs"),
+    re_path(
+        r"^(?P<country_code>[^/]+)/(?P<party_id>[^/]+)/(?P<tariff_id>[^/]+)/price/?$",
+        TariffPriceView.as_view(),
+        name="platform-tariff-price",
+    ),
     re_path(
         r"^(?P<country_code>[^/]+)/(?P<party_id>[^/]+)/(?P<tariff_id>[^/]+)/?$",
         TariffView.as_view(),
