@@ -7,3 +7,13 @@ class TokensConfig(AppConfig):
     name = "tokens"
     verbose_name = "Tokens"
     default_auto_field = "django.db.models.BigAutoField"
+
+    ocpi_interfaces = (
+        ("tokens", "SENDER", "ocpi:emsp-tokens"),
+        ("tokens", "RECEIVER", "ocpi:cpo-tokens"),
+    )
+
+    def ready(self) -> None:
+        from tokens import services
+
+        services.register_push_and_pull()
