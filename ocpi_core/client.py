@@ -209,8 +209,12 @@ class OcpiClient:
         json: Any = None,
         params: dict[str, Any] | None = None,
         routing: Routing | None = None,
+        timeout: float | None = None,
     ) -> OcpiResult:
-        """One OCPI call. Returns the parsed 1xxx envelope; raises a PartnerCallError subclass otherwise."""
+        """One OCPI call. Returns the parsed 1xxx envelope; raises a PartnerCallError subclass otherwise.
+
+        `timeout` (seconds, total) overrides OCPI_CLIENT_TIMEOUT for calls a driver waits on (real-time authorize).
+        """
         if params:
             url = _with_params(url, params)
         url_check(url)
@@ -220,7 +224,13 @@ class OcpiClient:
         response: httpx.Response | None = None
         error = ""
         try:
-            response = _http().request(method, url, content=body, headers=headers)
+            response = _http().request(
+                method,
+                url,
+                content=body,
+                headers=headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout),
+            )
             return self._parse(url, response)
         except httpx.TimeoutException as exc:
             error = f"timeout calling {url}"

@@ -1,0 +1,202 @@
+"""The operators' back-office for CDRs (STYLE §8): every CDR read-only (CDRs are immutable, REFERENCE §8.1), with
+readable totals ("€12.34 incl. VAT, 22.5 kWh, 1h05"), the tariff engine's breakdown of our own CDRs, and the action
+that issues the credit CDR of one of our own (pushed to the eMSP like any own CDR)."""
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from cdrs.models import Cdr
+from cdrs.services import cdr_credit
+from ocpi_core.admin import badge, service_error_message
+from ocpi_core.exceptions import OcpiError
+from tariffs.admin import money
+
+_GREEN, _BLUE, _ORANGE = "#2e7d32", "#1565c0", "#ef6c00"
+
+
+def hours_text(hours: Any) -> str:
+    """1.0833 h → "1h05" (minutes rounded to the nearest)."""
+    minutes = int((Decimal(hours) * 60).to_integral_value())
+    return f"{minutes // 60}h{minutes % 60:02d}"
+
+
+def totals_summary(cdr: Cdr) -> str:
+    """ "€12.34 incl. VAT, 22.5 kWh, 1h05" (excl. VAT when the CDR gives no incl_vat)."""
+    data = cdr.data
+    cost = data.get("total_cost") or {}
+    if cost.get("incl_vat") is not None:
+        amount = f"{money(cdr.currency, cost['incl_vat'])} incl. VAT"
+    else:
+        amount = f"{money(cdr.currency, cost.get('excl_vat', 0))} excl. VAT"
+    energy = f"{Decimal(data.get('total_energy', 0)).normalize():f} kWh"
+    return f"{amount}, {energy}, {hours_text(data.get('total_time', 0))}"
+
+
+class OwnCdrFilter(admin.SimpleListFilter):
+    title = "owner"
+    parameter_name = "owner"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("own", "Our own"), ("partner", "Partners'")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Cdr]) -> QuerySet[Cdr]:
+        if self.value() == "own":
+            return queryset.filter(partner__isnull=True)
+        if self.value() == "partner":
+            return queryset.filter(partner__isnull=False)
+        return queryset
+
+
+class PartyFilter(admin.SimpleListFilter):
+    title = "party"
+    parameter_name = "party"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        pairs = Cdr.objects.order_by("country_code", "party_id").values_list("country_code", "party_id").distinct()
+        return [(f"{cc}*{pid}", f"{cc}*{pid}") for cc, pid in pairs]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Cdr]) -> QuerySet[Cdr]:
+        value = self.value()
+        if not value or "*" not in value:
+            return queryset
+        country_code, party_id = value.split("*", 1)
+        return queryset.filter(country_code=country_code, party_id=party_id)
+
+
+@admin.register(Cdr)
+class CdrAdmin(admin.ModelAdmin):
+    """Every CDR, read-only; "Issue credit CDR" on our own."""
+
+    list_display = ("ocpi_id", "party", "owner", "kind", "token_uid", "location_id", "start_date_time", "totals")
+    list_filter = (OwnCdrFilter, PartyFilter, "credit", "partner", "start_date_time")
+    search_fields = ("ocpi_id", "session_id", "token_uid", "contract_id", "location_id", "evse_uid")
+    list_select_related = ("partner",)
+    date_hierarchy = "start_date_time"
+    ordering = ("-start_date_time", "-pk")
+    actions = ["issue_credit"]
+    fieldsets = (
+        (None, {"fields": ("ocpi_id", "party", "owner", "kind", "credit_of_link", "session_id", "last_updated")}),
+        ("Charging", {"fields": ("start_date_time", "end_date_time", "location_id", "evse_uid", "totals")}),
+        ("Token", {"fields": ("token_party", "token_uid", "contract_id", "auth_method")}),
+        ("Delivery", {"fields": ("receiver", "receiver_location")}),
+        ("Pricing breakdown", {"fields": ("breakdown",)}),
+        ("OCPI JSON", {"fields": ("doc_json",)}),
+    )
+    readonly_fields = (
+        "ocpi_id",
+        "party",
+        "owner",
+        "kind",
+        "credit_of_link",
+        "session_id",
+        "last_updated",
+        "start_date_time",
+        "end_date_time",
+        "location_id",
+        "evse_uid",
+        "totals",
+        "token_party",
+        "token_uid",
+        "contract_id",
+        "auth_method",
+        "receiver",
+        "receiver_location",
+        "breakdown",
+        "doc_json",
+    )
+
+    # --- immutable ---
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Cdr | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Cdr | None = None) -> bool:
+        return False
+
+    # --- columns and displays ---
+
+    @admin.display(description="party", ordering="party_id")
+    def party(self, obj: Cdr) -> str:
+        return f"{obj.country_code}*{obj.party_id}"
+
+    @admin.display(description="token party")
+    def token_party(self, obj: Cdr) -> str:
+        return f"{obj.token_country_code}*{obj.token_party_id}"
+
+    @admin.display(description="owner", ordering="partner__name")
+    def owner(self, obj: Cdr) -> SafeString:
+        if obj.partner_id is None:
+            return badge("own", _GREEN)
+        return badge(obj.partner.name if obj.partner else "partner", _BLUE, "Received from a partner")
+
+    @admin.display(description="kind", ordering="credit")
+    def kind(self, obj: Cdr) -> SafeString:
+        if obj.credit:
+            return badge("credit", _ORANGE, f"Credits {obj.credit_reference_id}")
+        return badge("CDR", _GREEN)
+
+    @admin.display(description="totals")
+    def totals(self, obj: Cdr) -> str:
+        return totals_summary(obj)
+
+    @admin.display(description="credits")
+    def credit_of_link(self, obj: Cdr) -> SafeString | str:
+        if obj.credit_of_id is not None:
+            return format_html('<a href="../../{}/change/">{}</a>', obj.credit_of_id, obj.credit_reference_id)
+        return obj.credit_reference_id or "—"
+
+    @admin.display(description="breakdown")
+    def breakdown(self, obj: Cdr) -> SafeString | str:
+        pricing = obj.pricing
+        if not pricing:
+            return "—"
+        lines = pricing.get("lines") or pricing.get("breakdown") or []
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    line.get("dimension", ""),
+                    line.get("volume", ""),
+                    line.get("price", ""),
+                    line.get("excl_vat", ""),
+                    line.get("incl_vat", ""),
+                )
+                for line in lines
+                if isinstance(line, dict)
+            ),
+        )
+        table = format_html(
+            "<table><tr><th>dimension</th><th>volume</th><th>price</th><th>excl. VAT</th><th>incl. VAT</th></tr>"
+            "{}</table>",
+            rows,
+        )
+        return format_html("{}<pre>{}</pre>", table, json.dumps(pricing, indent=2))
+
+    @admin.display(description="OCPI JSON")
+    def doc_json(self, obj: Cdr) -> SafeString:
+        return format_html("<pre>{}</pre>", json.dumps(json.loads(obj.doc), indent=2))
+
+    # --- actions ---
+
+    @admin.action(description="Issue credit CDR (negated amounts, sent to the eMSP)")
+    def issue_credit(self, request: HttpRequest, queryset: QuerySet[Cdr]) -> None:
+        issued = 0
+        for cdr in queryset.order_by("pk"):
+            try:
+                cdr_credit(cdr=cdr)
+                issued += 1
+            except OcpiError as exc:
+                self.message_user(request, f"{cdr.ocpi_id}: {service_error_message(exc)}", messages.ERROR)
+        if issued:
+            self.message_user(request, f"Issued {issued} credit CDR(s).", messages.SUCCESS)

@@ -1,0 +1,172 @@
+"""Platform API for CDRs (/api/cdrs/): the operator's own systems read every CDR (our own and partners'), the
+tariff engine's breakdown of our own, and issue credit CDRs.
+
+JWT-authenticated staff users (REST_FRAMEWORK defaults), DRF's error answers (`{"detail": ...}`,
+ocpi_core.exceptions.exception_handler). CDRs are returned as stored (OCPI JSON, digit for digit); they are never
+changed: a correction is a credit CDR (POST .../credit), sent to the eMSP like the original.
+"""
+
+import orjson
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from cdrs.models import Cdr
+from cdrs.services import cdr_credit
+from ocpi_core.api.schema import object_schema
+
+TAG = "Platform API: CDRs"
+_CDR = object_schema("CDR")
+_ERRORS = {
+    401: OpenApiResponse(description="No or an invalid JWT"),
+    403: OpenApiResponse(description="Not a staff user"),
+}
+_NOT_FOUND = {404: OpenApiResponse(description="Unknown CDR")}
+_PK = [OpenApiParameter("cdr_pk", int, OpenApiParameter.PATH, description="The CDR's number on this platform")]
+
+
+def _json(text: str | bytes, http_status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+    """JSON text as stored (no re-encoding: amounts keep their digits)."""
+    return HttpResponse(text, status=http_status, content_type="application/json", headers=headers)
+
+
+class PlatformPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 500
+
+
+def _item(cdr: Cdr) -> bytes:
+    """A list entry: our number, who holds it, and the CDR."""
+    head = orjson.dumps({"pk": cdr.pk, "own": cdr.is_own, "partner": cdr.partner.name if cdr.partner else None})
+    return head[:-1] + b',"cdr":' + cdr.doc.encode() + b"}"
+
+
+class CdrListView(APIView):
+    """/api/cdrs/: every CDR, newest first, filtered by owner, party, credit and token uid."""
+
+    def _queryset(self, request: Request) -> QuerySet[Cdr]:
+        queryset = Cdr.objects.select_related("partner")
+        params = request.query_params
+        if params.get("owner") == "own":
+            queryset = queryset.filter(partner__isnull=True)
+        elif params.get("owner") == "partner":
+            queryset = queryset.filter(partner__isnull=False)
+        party = params.get("party")
+        if party:
+            country_code, _, party_id = party.replace("-", "*").partition("*")
+            queryset = queryset.filter(country_code__iexact=country_code, party_id__iexact=party_id)
+        if params.get("credit") in ("true", "false"):
+            queryset = queryset.filter(credit=params["credit"] == "true")
+        if params.get("token_uid"):
+            queryset = queryset.filter(token_uid__iexact=params["token_uid"])
+        if params.get("session_id"):
+            queryset = queryset.filter(session_id__iexact=params["session_id"])
+        return queryset.order_by("-last_updated", "-pk")
+
+    @extend_schema(
+        operation_id="platform_cdrs_list",
+        summary="List CDRs (our own and partners')",
+        tags=[TAG],
+        parameters=[
+            OpenApiParameter("owner", str, enum=["own", "partner"], description="Only our own, or only partners'"),
+            OpenApiParameter("party", str, description="Only this owner party, as `NL*ABC`"),
+            OpenApiParameter("credit", str, enum=["true", "false"], description="Only credit CDRs, or none"),
+            OpenApiParameter("token_uid", str, description="Only CDRs of this token uid"),
+            OpenApiParameter("session_id", str, description="Only CDRs of this session"),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1}, description="Page size (default 50, max 500)"),
+            OpenApiParameter("offset", {"type": "integer", "minimum": 0}, description="Index of the first CDR"),
+        ],
+        responses={
+            200: {
+                "type": "object",
+                "required": ["count", "results"],
+                "properties": {
+                    "count": {"type": "integer"},
+                    "next": {"type": "string", "format": "uri", "nullable": True},
+                    "previous": {"type": "string", "format": "uri", "nullable": True},
+                    "results": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["pk", "own", "cdr"],
+                            "properties": {
+                                "pk": {"type": "integer"},
+                                "own": {"type": "boolean"},
+                                "partner": {"type": "string", "nullable": True},
+                                "cdr": _CDR,
+                            },
+                        },
+                    },
+                },
+            },
+            **_ERRORS,
+        },
+    )
+    def get(self, request: Request) -> HttpResponse:
+        paginator = PlatformPagination()
+        page = paginator.paginate_queryset(self._queryset(request), request, view=self) or []
+        links = orjson.dumps(
+            {"count": paginator.count, "next": paginator.get_next_link(), "previous": paginator.get_previous_link()}
+        )
+        return _json(links[:-1] + b',"results":[' + b",".join(_item(cdr) for cdr in page) + b"]}")
+
+
+class CdrView(APIView):
+    """/api/cdrs/{cdr_pk}: one CDR as OCPI JSON."""
+
+    @extend_schema(
+        operation_id="platform_cdrs_get",
+        summary="Get one CDR",
+        tags=[TAG],
+        parameters=_PK,
+        responses={200: _CDR, **_ERRORS, **_NOT_FOUND},
+    )
+    def get(self, request: Request, cdr_pk: int) -> HttpResponse:
+        return _json(get_object_or_404(Cdr, pk=cdr_pk).doc)
+
+
+class CdrPricingView(APIView):
+    """/api/cdrs/{cdr_pk}/pricing: the tariff engine's breakdown of one of our own CDRs."""
+
+    @extend_schema(
+        operation_id="platform_cdrs_pricing",
+        summary="The pricing breakdown of one of our own CDRs (tariff engine audit)",
+        tags=[TAG],
+        parameters=_PK,
+        responses={
+            200: {"type": "object", "additionalProperties": True, "description": "Amounts as exact decimal strings"},
+            **_ERRORS,
+            404: OpenApiResponse(description="Unknown CDR, or a partner's CDR (not priced here)"),
+        },
+    )
+    def get(self, request: Request, cdr_pk: int) -> HttpResponse:
+        cdr = get_object_or_404(Cdr, pk=cdr_pk, partner__isnull=True)
+        return _json(orjson.dumps(cdr.pricing or {}))
+
+
+class CdrCreditView(APIView):
+    """/api/cdrs/{cdr_pk}/credit: issue the credit CDR of one of our own CDRs."""
+
+    @extend_schema(
+        operation_id="platform_cdrs_credit",
+        summary="Issue the credit CDR of one of our own CDRs (negated amounts; sent to the eMSP)",
+        tags=[TAG],
+        parameters=_PK,
+        request=None,
+        responses={
+            201: _CDR,
+            400: OpenApiResponse(description="A partner's CDR, a credit CDR, or a CDR already credited"),
+            **_ERRORS,
+            **_NOT_FOUND,
+        },
+    )
+    def post(self, request: Request, cdr_pk: int) -> HttpResponse:
+        credit = cdr_credit(cdr=get_object_or_404(Cdr, pk=cdr_pk))
+        url = reverse("platform-cdr", kwargs={"cdr_pk": credit.pk})
+        return _json(credit.doc, status.HTTP_201_CREATED, headers={"Location": url})
