@@ -7,3 +7,9 @@ class CommandsConfig(AppConfig):
     name = "commands"
     verbose_name = "Commands"
     default_auto_field = "django.db.models.BigAutoField"
+
+    # In OCPI the CPO's commands interface is the RECEIVER, the eMSP's (CommandResult callbacks) the SENDER.
+    ocpi_interfaces = (
+        ("commands", "RECEIVER", "ocpi:cpo-commands"),
+        ("commands", "SENDER", "ocpi:emsp-commands"),
+    )
