@@ -132,7 +132,7 @@ class PartnerAdmin(admin.ModelAdmin):
     search_fields = ("name", "versions_url", "parties__party_id")
     ordering = ("name",)
     inlines = (PartnerEndpointInline, PartnerPartyInline)
-    actions = ("rotate_credentials", "refetch_endpoints", "unregister", "pull_now", "full_sync")
+    actions = ("rotate_credentials", "refetch_endpoints", "unregister", "pull_now", "full_sync", "run_selftest")
     # token_out_encrypted is in no fieldset, no readonly field and no form: it cannot be shown or edited.
     editable_fields = ("name", "token_encoding", "page_size")
     fieldsets = (
@@ -153,10 +153,12 @@ class PartnerAdmin(admin.ModelAdmin):
             },
         ),
         ("Push and pull sync", {"fields": ("push_sync_summary",)}),
+        ("Conformance self-test", {"fields": ("selftest_summary",)}),
         ("Bookkeeping", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
     readonly_fields = (
         "push_sync_summary",
+        "selftest_summary",
         "status_badge",
         "versions_url",
         "version",
@@ -176,6 +178,7 @@ class PartnerAdmin(admin.ModelAdmin):
         ("unregister", "Unregister", set(Partner.Status) - {Partner.Status.UNREGISTERED}),
         ("pull_now", "Pull now", {Partner.Status.REGISTERED}),
         ("full_sync", "Full sync", {Partner.Status.REGISTERED}),
+        ("run_selftest", "Run conformance self-test", {Partner.Status.REGISTERED}),
     )
     change_list_template = "admin/ocpi_core/partner/change_list.html"
     change_form_template = "admin/ocpi_core/partner/change_form.html"
@@ -331,6 +334,19 @@ class PartnerAdmin(admin.ModelAdmin):
         from ocpi_core.admin_push import sync_enqueue_messages
 
         sync_enqueue_messages(self, request, queryset.prefetch_related("endpoints"), full=True)
+        return self._back_to_change_page(request, queryset)
+
+    @admin.display(description="last self-test")
+    def selftest_summary(self, obj: Partner) -> SafeString:
+        from selftest.admin import partner_selftest_summary
+
+        return partner_selftest_summary(obj)
+
+    @admin.action(description="Run conformance self-test (read-only checks, on a worker)", permissions=["change"])
+    def run_selftest(self, request: HttpRequest, queryset: QuerySet[Partner]) -> HttpResponse | None:
+        from selftest.admin import selftest_enqueue_messages
+
+        selftest_enqueue_messages(self, request, queryset)
         return self._back_to_change_page(request, queryset)
 
     # --- invite / register views (buttons on the list) ---
