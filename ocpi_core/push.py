@@ -52,6 +52,9 @@ class PushModule:
     module: str
     receiver_roles: tuple[str, ...]
     render: Renderer
+    # delivered(delivery=, result=): called after the partner accepted a delivery, e.g. to keep the `Location` header
+    # a CDRs Receiver answers a POST with (REFERENCE §8.2); it runs before the delivery is marked DELIVERED.
+    delivered: Callable[..., None] | None = None
 
 
 _MODULES: dict[str, PushModule] = {}
@@ -64,6 +67,28 @@ def push_module_register(module: PushModule) -> None:
 
 def push_module(module: str) -> PushModule:
     return _MODULES[module]
+
+
+# hold_check(delivery=, routing=) -> why the delivery must wait (its addressee is unreachable), or None
+HoldCheck = Callable[..., str | None]
+_HOLD_CHECKS: list[HoldCheck] = []
+HOLD_PREFIX = "Held: "
+
+
+def push_hold_check_register(check: HoldCheck) -> None:
+    """Called by apps (AppConfig.ready) that know when a partner's party must not be sent anything for now (e.g.
+    hubclientinfo: the hub reports it OFFLINE or SUSPENDED). A held delivery stays PENDING, is not an attempt, and
+    goes out after `outbox_release` (or is checked again by the sweep after OCPI_PUSH_HOLD_RECHECK_SECONDS)."""
+    if check not in _HOLD_CHECKS:
+        _HOLD_CHECKS.append(check)
+
+
+def _hold_reason(delivery: Delivery, routing: Routing) -> str | None:
+    for check in _HOLD_CHECKS:
+        reason = check(delivery=delivery, routing=routing)
+        if reason:
+            return reason
+    return None
 
 
 # --- writing the outbox ---
@@ -357,6 +382,36 @@ def _wait_for(delivery: Delivery, blocker: Delivery, now: datetime) -> DeliveryO
     return DeliveryOutcome(Delivery.Status.PENDING, retry_in=(wake - now).total_seconds())
 
 
+def _hold(delivery: Delivery, reason: str, now: datetime) -> DeliveryOutcome:
+    """Keep the delivery back while its addressee is unreachable. Not an attempt; a newer change supersedes it."""
+    wake = now + timedelta(seconds=settings.OCPI_PUSH_HOLD_RECHECK_SECONDS)
+    if not _held(delivery).update(
+        status=Delivery.Status.PENDING,
+        next_attempt_at=wake,
+        lease_until=None,
+        attempts=F("attempts") - 1,
+        last_error=(HOLD_PREFIX + reason)[:2000],
+    ):
+        return LOST
+    return DeliveryOutcome(Delivery.Status.PENDING)
+
+
+def outbox_release(*, partners: Iterable[Partner]) -> int:
+    """Send the held deliveries to these partners now (their addressee is reachable again), with a fresh retry
+    window. A delivery whose addressee is still unreachable is held again when it is tried."""
+    now = timezone.now()
+    held = Delivery.objects.filter(
+        partner__in=list(partners), status=Delivery.Status.PENDING, last_error__startswith=HOLD_PREFIX
+    )
+    ids = list(held.values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=ids, status=Delivery.Status.PENDING).update(
+        window_start=now, next_attempt_at=now, last_error=""
+    )
+    if ids:
+        transaction.on_commit(lambda: outbox_enqueue(ids))
+    return len(ids)
+
+
 def outbox_deliver(*, delivery_id: int) -> DeliveryOutcome:
     """Send one delivery (idempotent: running it twice, or after a crash, is harmless)."""
     now = timezone.now()
@@ -387,7 +442,15 @@ def outbox_deliver(*, delivery_id: int) -> DeliveryOutcome:
     if spec is None or endpoint is None:
         return _finish(delivery, Delivery.Status.FAILED, last_error=f"Partner offers no {delivery.module} receiver")
 
-    url = f"{endpoint.rstrip('/')}/{delivery.country_code}/{delivery.party_id}/{delivery.object_path}"
+    routing = _routing(partner, delivery, spec.receiver_roles)
+    hold = _hold_reason(delivery, routing)
+    if hold is not None:
+        return _hold(delivery, hold, now)
+
+    if delivery.method == Delivery.Method.POST:  # POST creates in the partner's collection (CDRs, REFERENCE §8.2)
+        url = endpoint
+    else:
+        url = f"{endpoint.rstrip('/')}/{delivery.country_code}/{delivery.party_id}/{delivery.object_path}"
     started = time.perf_counter()
     http_status: int | None = None
     ocpi_status: int | None = None
@@ -403,9 +466,11 @@ def outbox_deliver(*, delivery_id: int) -> DeliveryOutcome:
             )
             if body is None:
                 return _finish(delivery, Delivery.Status.SUPERSEDED, last_error="The object no longer exists")
-        client = OcpiClient.for_partner(partner, routing=_routing(partner, delivery, spec.receiver_roles))
+        client = OcpiClient.for_partner(partner, routing=routing)
         result = client.request(delivery.method, url, json=body)
         http_status, ocpi_status = result.http_status, result.status_code
+        if spec.delivered is not None:
+            spec.delivered(delivery=delivery, result=result)
         outcome = _finish(
             delivery,
             Delivery.Status.DELIVERED,

@@ -95,10 +95,10 @@ def _acquire(partner: Partner, module: str) -> SyncState:
     return state
 
 
-def _describe(data: Any, page: int, index: int) -> str:
-    """How an operator finds a refused object: its owner and id, else its place in the list."""
-    key = ocpi_object_key(data)
-    if key is not None:
+def _describe(spec: PullModule, data: Any, page: int, index: int) -> str:
+    """How an operator finds a refused object: its owner and id (a token's uid), else its place in the list."""
+    key = spec.key(data)
+    if isinstance(key, tuple) and len(key) >= 3 and all(isinstance(part, str) and part for part in key[:3]):
         return f"{key[0]}*{key[1]} {key[2]}"
     return f"object {index + 1} of page {page}"
 
@@ -154,7 +154,7 @@ def sync_run(*, partner: Partner, module: str, full: bool = False) -> SyncRun:
                     run.errors += 1
                     if len(errors) < _MAX_MESSAGES:
                         reason = exc.message if isinstance(exc, OcpiError) else f"{exc.__class__.__name__}: {exc}"
-                        errors.append(f"{_describe(data, run.pages, index)}: {reason}"[:300])
+                        errors.append(f"{_describe(spec, data, run.pages, index)}: {reason}"[:300])
             run.message = _message("", errors, run.errors)
             run.save(update_fields=["pages", "total", "received", "errors", "message"])
         if full:

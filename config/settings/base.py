@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "chargingprofiles",
     "hubclientinfo",
     "gateway",
+    "selftest",
 ]
 
 MIDDLEWARE = [
@@ -139,7 +140,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {"SessionStatusEnum": "sessions_app.models.SessionStatus"},
     # What every /ocpi/ operation shares (auth, ids, routing headers, error envelopes) is added once, here.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -197,6 +198,9 @@ OCPI_MAX_PAGE_LIMIT = env.int("OCPI_MAX_PAGE_LIMIT", default=100)
 # Seconds a Sender list's X-Total-Count is reused for the same query when pages are fetched by offset (pages reached
 # through our Link carry the count along and never count again). 0 = count every request.
 OCPI_COUNT_CACHE_SECONDS = env.int("OCPI_COUNT_CACHE_SECONDS", default=2)
+# Seconds partners' parties and our own parties are kept in each process (0 = off; tokens are never cached).
+# Changes saved in a process clear its cache at once; a credentials handshake is seen by every process at once.
+OCPI_HOT_CACHE_SECONDS = env.float("OCPI_HOT_CACHE_SECONDS", default=5.0)
 # Fernet key for the tokens we present to partners.
 # Empty = derived from DJANGO_SECRET_KEY (development only; production requires it).
 OCPI_TOKEN_ENCRYPTION_KEY = env("OCPI_TOKEN_ENCRYPTION_KEY", default="")
@@ -206,12 +210,21 @@ OCPI_MAX_BODY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 # Outbound calls to partners: connect and total timeouts in seconds.
 OCPI_CLIENT_CONNECT_TIMEOUT = env.float("OCPI_CLIENT_CONNECT_TIMEOUT", default=5.0)
 OCPI_CLIENT_TIMEOUT = env.float("OCPI_CLIENT_TIMEOUT", default=30.0)
+# Real-time token authorization (the driver waits at the charger): total timeout of the call to the eMSP, seconds.
+OCPI_AUTHORIZE_TIMEOUT = env.float("OCPI_AUTHORIZE_TIMEOUT", default=5.0)
 # Modules a partner must offer (besides credentials) for a registration to be accepted (3003 otherwise).
 OCPI_REQUIRED_PARTNER_MODULES = env.list("OCPI_REQUIRED_PARTNER_MODULES", default=[])
 # Traffic log: on/off, how much of each body is kept, and for how many days.
 OCPI_TRAFFIC_LOG_ENABLED = env.bool("OCPI_TRAFFIC_LOG_ENABLED", default=True)
 OCPI_TRAFFIC_LOG_BODY_LIMIT = env.int("OCPI_TRAFFIC_LOG_BODY_LIMIT", default=4096)
 OCPI_TRAFFIC_LOG_RETENTION_DAYS = env.int("OCPI_TRAFFIC_LOG_RETENTION_DAYS", default=30)
+# Traffic log rows are written in batches by a background thread of each process, at the latest this many seconds
+# after the request (0 = one INSERT inside each request). Unset: batched on PostgreSQL, inline on SQLite.
+OCPI_TRAFFIC_LOG_FLUSH_SECONDS = env.float("OCPI_TRAFFIC_LOG_FLUSH_SECONDS", default=None)
+# Tariff engine (tariffs.pricing): decimals kept in money outputs and the decimal rounding mode applied to them
+# (a name of Python's decimal module, e.g. ROUND_HALF_UP, ROUND_HALF_EVEN); quantities and lines stay exact till then.
+OCPI_PRICE_DECIMALS = env.int("OCPI_PRICE_DECIMALS", default=4)
+OCPI_PRICE_ROUNDING = env.str("OCPI_PRICE_ROUNDING", default="ROUND_HALF_UP")
 
 # Push (the outbox): retry backoff base and cap, how long a change is retried before it becomes a dead letter, how
 # long a worker holds a delivery before another may take it over, and how overdue a row must be for the sweep.
@@ -220,7 +233,35 @@ OCPI_PUSH_RETRY_MAX_SECONDS = env.float("OCPI_PUSH_RETRY_MAX_SECONDS", default=6
 OCPI_PUSH_RETRY_WINDOW_SECONDS = env.float("OCPI_PUSH_RETRY_WINDOW_SECONDS", default=6 * 3600.0)
 OCPI_PUSH_LEASE_SECONDS = env.float("OCPI_PUSH_LEASE_SECONDS", default=60.0)
 OCPI_PUSH_SWEEP_GRACE_SECONDS = env.float("OCPI_PUSH_SWEEP_GRACE_SECONDS", default=30.0)
+# Push: seconds after which a delivery held back (its addressee OFFLINE/SUSPENDED per HubClientInfo) is checked again.
+OCPI_PUSH_HOLD_RECHECK_SECONDS = env.float("OCPI_PUSH_HOLD_RECHECK_SECONDS", default=900.0)
+# ChargingProfiles (REFERENCE §12): seconds a sender is told to wait for the async result (ChargingProfileResponse
+# timeout), and the least time between two requests for the same session (quicker ones are answered TOO_OFTEN).
+OCPI_CHARGINGPROFILES_TIMEOUT = env.int("OCPI_CHARGINGPROFILES_TIMEOUT", default=30)
+OCPI_CHARGINGPROFILES_MIN_INTERVAL_SECONDS = env.float("OCPI_CHARGINGPROFILES_MIN_INTERVAL_SECONDS", default=2.0)
 OCPI_PUSH_ORDER_DELAY_SECONDS = 0.5  # wait for an older change of the same object (or its parent) to go first
+# Sessions (REFERENCE §7): currency of an own session whose connector has no tariff (ISO 4217).
+OCPI_DEFAULT_CURRENCY = env("OCPI_DEFAULT_CURRENCY", default="EUR")
+# Partner self-test (selftest app): page size and pages walked per Sender list, and the largest response body read.
+OCPI_SELFTEST_PAGE_LIMIT = env.int("OCPI_SELFTEST_PAGE_LIMIT", default=2)
+OCPI_SELFTEST_MAX_PAGES = env.int("OCPI_SELFTEST_MAX_PAGES", default=5)
+OCPI_SELFTEST_MAX_RESPONSE_BYTES = env.int("OCPI_SELFTEST_MAX_RESPONSE_BYTES", default=1024 * 1024)
+
+# Commands (REFERENCE §11): seconds an eMSP is told to wait for a CommandResult (CommandResponse.timeout); the
+# watchdog answers TIMEOUT after it.
+OCPI_COMMAND_TIMEOUT = env.int("OCPI_COMMAND_TIMEOUT", default=30)
+# Charge point gateway used where no per-location setting exists: "simulator" or "webhook".
+GATEWAY_DEFAULT_BACKEND = env("GATEWAY_DEFAULT_BACKEND", default="simulator")
+# Webhook backend: where commands are POSTed, and the HMAC-SHA256 key of their X-Signature header.
+GATEWAY_WEBHOOK_URL = env("GATEWAY_WEBHOOK_URL", default="")
+GATEWAY_WEBHOOK_SECRET = env("GATEWAY_WEBHOOK_SECRET", default="")
+# Simulator: seconds between two charging periods of a simulated session.
+GATEWAY_SIMULATOR_TICK_SECONDS = env.int("GATEWAY_SIMULATOR_TICK_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE["commands-watchdog"] = {"task": "commands.tasks.command_watchdog_task", "schedule": 15.0}
+CELERY_BEAT_SCHEDULE["simulator-tick"] = {
+    "task": "gateway.tasks.simulator_tick_task",
+    "schedule": float(GATEWAY_SIMULATOR_TICK_SECONDS),
+}
 
 # --- Logging: JSON lines on stderr carrying request and correlation ids (stdout stays for command output) ---
 LOG_LEVEL = env("DJANGO_LOG_LEVEL", default="INFO")

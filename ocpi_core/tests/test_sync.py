@@ -1,11 +1,13 @@
 """Pull sync (ocpi_core.sync and the sync tasks) against partner platforms on local HTTP servers.
 
-Each partner is a real HTTP server serving a CPO Sender list with real pagination semantics (date_from / date_to,
-offset / limit clamped to its own maximum, X-Total-Count, X-Limit, Link) over valid objects owned by its CPO party.
-The module-specific parts (how to make, change and break a valid object, how to read back what we stored) live in a
-`ModuleCase`; the tests that hold for every pullable module run once per registered case (a new pullable module
-fails `test_every_pullable_module_has_a_case` until it has one). What a full sync does to a vanished object differs
-per module (EVSEs REMOVED, tariffs deleted): one test each.
+Each partner is a real HTTP server serving a Sender list (a CPO's; an eMSP's for tokens) with real pagination
+semantics (date_from / date_to, offset / limit clamped to its own maximum, X-Total-Count, X-Limit, Link) over valid
+objects owned by its party. The module-specific parts (how to make, change and break a valid object, how to read back
+what we stored, the party's role and where the list is, whether a stored object may change) live in a `ModuleCase`;
+the tests that hold for every pullable module run once per registered case (a new pullable module fails
+`test_every_pullable_module_has_a_case` until it has one). CDRs are immutable: where the other modules' objects
+change, a changed CDR is a refused conflict, and new ones arrive instead. What a full sync does to a vanished object
+differs per module (EVSEs REMOVED, tariffs deleted, tokens no longer valid, sessions and CDRs kept): one test each.
 """
 
 import inspect
@@ -31,7 +33,7 @@ from locations.models import Evse, Location
 from locations.services import location_render
 from ocpi_core.constants import InterfaceRole, ModuleID, Role
 from ocpi_core.envelope import format_datetime, parse_datetime
-from ocpi_core.models import Partner, PartnerEndpoint, SyncRun, SyncState
+from ocpi_core.models import Partner, PartnerEndpoint, Party, SyncRun, SyncState
 from ocpi_core.sync import SYNC_STALE_AFTER, SyncBusy, pull_modules, sync_run, sync_targets
 from ocpi_core.tasks import sync_all_task, sync_partner_task
 
@@ -179,21 +181,261 @@ def tariffs_rendered(partner: Partner) -> dict[str, Any]:
     return {t.ocpi_id: orjson.loads(dumps_exact(tariff_render(t))) for t in Tariff.objects.filter(partner=partner)}
 
 
+def token_make(country_code: str, party_id: str, n: int, when: datetime | None = None) -> dict[str, Any]:
+    """A valid Token of an eMSP party, using every optional field; every third one an APP_USER (the key has `type`)."""
+    return {
+        "country_code": country_code,
+        "party_id": party_id,
+        "uid": f"TOK{n:03d}",
+        "type": "APP_USER" if n % 3 == 0 else "RFID",
+        "contract_id": f"{country_code}-{party_id}-C{n:08d}",
+        "visual_number": f"DF-{n:06d}",
+        "issuer": "Partner Mobility",
+        "group_id": f"GROUP{n % 4}",
+        "valid": True,
+        "whitelist": ("ALLOWED", "ALWAYS", "ALLOWED_OFFLINE")[n % 3],
+        "language": "de",
+        "default_profile_type": "GREEN",
+        "energy_contract": {"supplier_name": "Green Power", "contract_id": f"EC{n:03d}"},
+        "last_updated": format_datetime(when or BASE_TIME + timedelta(minutes=n)),
+    }
+
+
+def token_change(token: dict[str, Any], when: datetime) -> None:
+    """What an eMSP changes: the whitelist rule and the printed number of a card."""
+    token["whitelist"] = "NEVER"
+    token["visual_number"] = f"DF-NEW-{token['uid']}"
+    token["last_updated"] = format_datetime(when)
+
+
+def token_break(token: dict[str, Any]) -> str:
+    token["whitelist"] = "SOMETIMES"
+    return "whitelist"
+
+
+def tokens_stored(partner: Partner) -> dict[str, Any]:
+    from tokens.models import Token
+
+    return {token.uid: orjson.loads(token.doc) for token in Token.objects.filter(partner=partner)}
+
+
+def tokens_rendered(partner: Partner) -> dict[str, Any]:
+    from tokens.models import Token
+    from tokens.services import token_render
+
+    return {token.uid: token_render(token) for token in Token.objects.filter(partner=partner)}
+
+
+def session_make(country_code: str, party_id: str, n: int, when: datetime | None = None) -> dict[str, Any]:
+    """A valid Session for a token of our eMSP (NL*OWE): a charging period, a cost; every other one COMPLETED."""
+    start = BASE_TIME - timedelta(hours=2) + timedelta(minutes=n)
+    session: dict[str, Any] = {
+        "country_code": country_code,
+        "party_id": party_id,
+        "id": f"SES{n:03d}",
+        "start_date_time": format_datetime(start),
+        "kwh": 1.25 * n,
+        "cdr_token": {
+            "country_code": "NL",
+            "party_id": "OWE",
+            "uid": f"04AA{n:04d}",
+            "type": "RFID",
+            "contract_id": f"NL-OWE-C{n:08d}",
+        },
+        "auth_method": "WHITELIST",
+        "authorization_reference": f"AUTH{n:03d}",
+        "location_id": f"LOC{n:03d}",
+        "evse_uid": f"{party_id}-{n}-0",
+        "connector_id": "1",
+        "meter_id": f"METER{n}",
+        "currency": "EUR",
+        "charging_periods": [
+            {
+                "start_date_time": format_datetime(start),
+                "dimensions": [{"type": "ENERGY", "volume": 1.25 * n}, {"type": "TIME", "volume": 0.5}],
+                "tariff_id": f"T{n}-0",
+            }
+        ],
+        "total_cost": {"excl_vat": 0.3125 * n, "incl_vat": 0.375 * n},
+        "status": "ACTIVE",
+        "last_updated": format_datetime(when or BASE_TIME + timedelta(minutes=n)),
+    }
+    if n % 2 == 0:
+        session["end_date_time"] = format_datetime(start + timedelta(minutes=30))
+        session["status"] = "COMPLETED"
+    return session
+
+
+def session_change(session: dict[str, Any], when: datetime) -> None:
+    """What a CPO changes while charging: more energy in a new charging period, the cost so far."""
+    session["kwh"] += 2.5
+    session["charging_periods"].append(
+        {"start_date_time": format_datetime(when), "dimensions": [{"type": "ENERGY", "volume": 2.5}]}
+    )
+    session["total_cost"] = {"excl_vat": 9.5, "incl_vat": 11.305}
+    session["last_updated"] = format_datetime(when)
+
+
+def session_break(session: dict[str, Any]) -> str:
+    session["status"] = "HALF_DONE"
+    return "status"
+
+
+def sessions_stored(partner: Partner) -> dict[str, Any]:
+    from sessions_app.models import Session
+
+    return {session.ocpi_id: orjson.loads(session.doc) for session in Session.objects.filter(partner=partner)}
+
+
+def sessions_rendered(partner: Partner) -> dict[str, Any]:
+    """The partner's sessions rendered from the columns, not the cached document."""
+    from sessions_app.models import Session
+    from sessions_app.services import session_render
+    from tariffs.models import dumps_exact
+
+    rendered = {}
+    for session in Session.objects.filter(partner=partner):
+        session.doc = ""  # session_render serves the cache when there is one
+        rendered[session.ocpi_id] = orjson.loads(dumps_exact(session_render(session)))
+    return rendered
+
+
+def cdr_make(country_code: str, party_id: str, n: int, when: datetime | None = None) -> dict[str, Any]:
+    """A valid CDR for a token of our eMSP (NL*OWE): its tariff, one charging period, totals that add up."""
+    start = BASE_TIME - timedelta(hours=3) + timedelta(minutes=n)
+    energy = 2.5 * n
+    cost = {"excl_vat": 0.625 * n, "incl_vat": 0.75 * n}
+    return {
+        "country_code": country_code,
+        "party_id": party_id,
+        "id": f"CDR{n:03d}",
+        "start_date_time": format_datetime(start),
+        "end_date_time": format_datetime(start + timedelta(hours=1)),
+        "session_id": f"SES{n:03d}",
+        "cdr_token": {
+            "country_code": "NL",
+            "party_id": "OWE",
+            "uid": f"04AA{n:04d}",
+            "type": "RFID",
+            "contract_id": f"NL-OWE-C{n:08d}",
+        },
+        "auth_method": "AUTH_REQUEST",
+        "authorization_reference": f"AUTH{n:03d}",
+        "cdr_location": {
+            "id": f"LOC{n:03d}",
+            "name": f"Station {n}",
+            "address": f"Hauptstrasse {n}",
+            "city": "Berlin",
+            "postal_code": f"10{n:03d}",
+            "country": "DEU",
+            "coordinates": {"latitude": f"52.{n:05d}", "longitude": f"13.{n:05d}"},
+            "evse_uid": f"{party_id}-{n}-0",
+            "evse_id": f"{country_code}*{party_id}*E{n}*0",
+            "connector_id": "1",
+            "connector_standard": "IEC_62196_T2",
+            "connector_format": "SOCKET",
+            "connector_power_type": "AC_3_PHASE",
+        },
+        "meter_id": f"METER{n}",
+        "currency": "EUR",
+        "tariffs": [
+            {
+                "country_code": country_code,
+                "party_id": party_id,
+                "id": f"T{n}-0",
+                "currency": "EUR",
+                "elements": [{"price_components": [{"type": "ENERGY", "price": 0.25, "vat": 20.0, "step_size": 1}]}],
+                "last_updated": "2025-01-01T00:00:00Z",
+            }
+        ],
+        "charging_periods": [
+            {
+                "start_date_time": format_datetime(start),
+                "dimensions": [{"type": "ENERGY", "volume": energy}, {"type": "TIME", "volume": 1.0}],
+                "tariff_id": f"T{n}-0",
+            }
+        ],
+        "total_cost": cost,
+        "total_energy": energy,
+        "total_energy_cost": cost,
+        "total_time": 1.0,
+        "credit": False,
+        "last_updated": format_datetime(when or BASE_TIME + timedelta(minutes=n)),
+    }
+
+
+def cdr_change(cdr: dict[str, Any], when: datetime) -> None:
+    """What a CPO may not do: change a CDR it listed (CDRs are immutable; it credits one under a new id)."""
+    cdr["total_cost"] = {"excl_vat": 99.0, "incl_vat": 118.8}
+    cdr["last_updated"] = format_datetime(when)
+
+
+def cdr_break(cdr: dict[str, Any]) -> str:
+    cdr["auth_method"] = "TELEPATHY"
+    return "auth_method"
+
+
+def cdrs_stored(partner: Partner) -> dict[str, Any]:
+    from cdrs.models import Cdr
+
+    return {cdr.ocpi_id: orjson.loads(cdr.doc) for cdr in Cdr.objects.filter(partner=partner)}
+
+
+def cdrs_rendered(partner: Partner) -> dict[str, Any]:
+    """A CDR is kept as sent (nothing to render): its document with every field the columns copy taken from them."""
+    from cdrs.models import Cdr
+
+    rendered = {}
+    for cdr in Cdr.objects.filter(partner=partner):
+        data = orjson.loads(cdr.doc)
+        data.update(
+            country_code=cdr.country_code,
+            party_id=cdr.party_id,
+            id=cdr.ocpi_id,
+            start_date_time=format_datetime(cdr.start_date_time),
+            end_date_time=format_datetime(cdr.end_date_time),
+            session_id=cdr.session_id,
+            auth_method=cdr.auth_method,
+            currency=cdr.currency,
+            credit=cdr.credit,
+            last_updated=format_datetime(cdr.last_updated),
+        )
+        data["cdr_token"] = {
+            **data["cdr_token"],
+            "country_code": cdr.token_country_code,
+            "party_id": cdr.token_party_id,
+            "uid": cdr.token_uid,
+            "contract_id": cdr.contract_id,
+        }
+        data["cdr_location"] = {**data["cdr_location"], "id": cdr.location_id, "evse_uid": cdr.evse_uid}
+        rendered[cdr.ocpi_id] = data
+    return rendered
+
+
 @dataclass(frozen=True)
 class ModuleCase:
     """One pullable module as these tests exercise it."""
 
     module: str
     prefix: str  # of the ids `make` gives: prefix + n on three digits
-    path: str  # the partner's CPO Sender list
+    path: str  # the partner's Sender list
     make: Callable[..., dict[str, Any]]  # (country_code, party_id, n, when=None) -> a valid object
-    change: Callable[[dict[str, Any], datetime], None]  # a CPO's change, with last_updated = when
+    change: Callable[[dict[str, Any], datetime], None]  # the partner's change, with last_updated = when
     make_invalid: Callable[[dict[str, Any]], str]  # break one field in place; returns its path
     stored: Callable[[Partner], dict[str, Any]]  # id -> the stored object as we serve it
     rendered: Callable[[Partner], dict[str, Any]]  # id -> the stored object rebuilt from its rows
+    id_field: str = "id"  # where `make` puts the id (a Token's is its `uid`)
+    role: str = Role.CPO  # the partner's party serving the Sender list
+    mutable: bool = True  # False: a changed object under a stored id is a conflict, refused (CDRs)
+    named_by_id: bool = True  # a refused object is named "CC*PARTY id" in a run's message; else by its place
 
     def id(self, n: int) -> str:
         return f"{self.prefix}{n:03d}"
+
+    def named(self, owner: tuple[str, str], n: int, page: int, place: int) -> str:
+        """How a run's message names refused object `n`, item `place` (from 1) of page `page`. The sync names an
+        object by country_code, party_id and id; a Token has no `id` (uid and type), so by its place in the list."""
+        return f"{owner[0]}*{owner[1]} {self.id(n)}" if self.named_by_id else f"object {place} of page {page}"
 
 
 LOCATIONS = ModuleCase(
@@ -216,7 +458,40 @@ TARIFFS = ModuleCase(
     stored=tariffs_stored,
     rendered=tariffs_rendered,
 )
-ALL_CASES = [LOCATIONS, TARIFFS]
+TOKENS = ModuleCase(
+    module=ModuleID.TOKENS,
+    prefix="TOK",
+    path="/ocpi/2.2.1/emsp/tokens",
+    make=token_make,
+    change=token_change,
+    make_invalid=token_break,
+    stored=tokens_stored,
+    rendered=tokens_rendered,
+    id_field="uid",
+    role=Role.EMSP,
+)
+SESSIONS = ModuleCase(
+    module=ModuleID.SESSIONS,
+    prefix="SES",
+    path="/ocpi/2.2.1/cpo/sessions",
+    make=session_make,
+    change=session_change,
+    make_invalid=session_break,
+    stored=sessions_stored,
+    rendered=sessions_rendered,
+)
+CDRS = ModuleCase(
+    module=ModuleID.CDRS,
+    prefix="CDR",
+    path="/ocpi/2.2.1/cpo/cdrs",
+    make=cdr_make,
+    change=cdr_change,
+    make_invalid=cdr_break,
+    stored=cdrs_stored,
+    rendered=cdrs_rendered,
+    mutable=False,
+)
+ALL_CASES = [LOCATIONS, TARIFFS, TOKENS, SESSIONS, CDRS]
 CASES = [pytest.param(case, id=case.module) for case in ALL_CASES if case.module in pull_modules()]
 
 
@@ -231,7 +506,8 @@ def test_every_pullable_module_has_a_case() -> None:
 
 @dataclass
 class SenderPartner:
-    """A partner platform serving one CPO Sender list, registered with us (Partner, CPO party, SENDER endpoint).
+    """A partner platform serving one Sender list, registered with us (Partner, its party in the role serving that
+    list, SENDER endpoint).
 
     `broken_link` makes the Link of every page (from `broken_from_offset` on) unusable in one way;
     `refuse_from_offset` answers HTTP 500 to pages from that offset on; `html` answers a web page instead of an
@@ -258,13 +534,13 @@ class SenderPartner:
         return self.server.url_for(self.case.path)
 
     def by_id(self) -> dict[str, Any]:
-        return {obj["id"]: obj for obj in self.objects if isinstance(obj, dict)}
+        return {obj[self.case.id_field]: obj for obj in self.objects if isinstance(obj, dict)}
 
     def get(self, object_id: str) -> dict[str, Any]:
         return self.by_id()[object_id]
 
     def drop(self, *object_ids: str) -> None:
-        self.objects = [o for o in self.objects if not (isinstance(o, dict) and o["id"] in object_ids)]
+        self.objects = [o for o in self.objects if not (isinstance(o, dict) and o[self.case.id_field] in object_ids)]
 
     def start(self) -> "SenderPartner":
         self.server.expect_request(re.compile(r".*")).respond_with_handler(self._handle)
@@ -310,7 +586,9 @@ class SenderPartner:
                 and (date_to is None or when(obj) < parse_datetime(date_to))
             )
         ]
-        return sorted(items, key=lambda obj: (when(obj), str(obj.get("id")) if isinstance(obj, dict) else ""))
+        return sorted(
+            items, key=lambda obj: (when(obj), str(obj.get(self.case.id_field)) if isinstance(obj, dict) else "")
+        )
 
     def _link(self, args: dict[str, str], offset: int, following: int, limit: int) -> str:
         filters: dict[str, Any] = {k: args[k] for k in ("date_from", "date_to") if k in args}
@@ -355,7 +633,7 @@ class Senders:
         if not server.is_running():
             server.start()
         self.servers.append(server)
-        partner, _ = make_partner(name=name, base_url=server.url_for("/ocpi"), roles=((party[0], party[1], Role.CPO),))
+        partner, _ = make_partner(name=name, base_url=server.url_for("/ocpi"), roles=((party[0], party[1], case.role),))
         url = server.url_for(case.path)
         PartnerEndpoint.objects.create(partner=partner, identifier=case.module, role=InterfaceRole.SENDER, url=url)
         objects = [case.make(party[0], party[1], n) for n in range(1, count + 1)]
@@ -386,8 +664,9 @@ def server_pool() -> Iterator[list[HTTPServer]]:
 
 
 @pytest.fixture
-def sender(server_pool: list[HTTPServer]) -> Iterator[Senders]:
-    """Factory of registered partners serving a Sender list (see Senders)."""
+def sender(server_pool: list[HTTPServer], own_parties: list[Party]) -> Iterator[Senders]:
+    """Factory of registered partners serving a Sender list (see Senders). Our own parties exist, as on any platform:
+    a pulled CDR must be for a token of our eMSP."""
     senders = Senders(server_pool)
     yield senders
     senders.close()
@@ -434,6 +713,7 @@ def test_incremental_sync_asks_for_changes_since_the_start_of_the_last_successfu
     assert first.finished_at is not None
     assert first.finished_at - first_start > timedelta(milliseconds=3)  # three pages and ten objects stored
     # while our first sync ran, the CPO changed two objects and added one
+    stored_before = case.stored(partner.partner)
     case.change(partner.get(case.id(2)), first_start + timedelta(milliseconds=1))
     case.change(partner.get(case.id(7)), first_start + timedelta(milliseconds=2))
     partner.objects.append(case.make(*OWNER, 11, first_start + timedelta(milliseconds=3)))
@@ -443,9 +723,15 @@ def test_incremental_sync_asks_for_changes_since_the_start_of_the_last_successfu
 
     assert partner.requests[0]["date_from"] == format_datetime(first_start)
     assert second.date_from == first_start
-    assert (second.status, second.pages, second.received, second.errors, second.total) == ("SUCCEEDED", 1, 3, 0, 3)
-    assert case.stored(partner.partner) == partner.by_id()
-    assert case.rendered(partner.partner) == partner.by_id()
+    expected, received, errors = partner.by_id(), 3, 0
+    if not case.mutable:  # the changed ones are conflicts, refused: what we stored stays as it was
+        expected, received, errors = {**stored_before, case.id(11): partner.get(case.id(11))}, 1, 2
+        refused = [line.partition(": ")[0] for line in second.message.splitlines()]
+        assert refused == [case.named(OWNER, 2, 1, 1), case.named(OWNER, 7, 1, 2)], second.message
+    assert (second.status, second.pages, second.total) == ("SUCCEEDED", 1, 3)
+    assert (second.received, second.errors) == (received, errors)
+    assert case.stored(partner.partner) == expected
+    assert case.rendered(partner.partner) == expected
     second_start = state_of(partner.partner, case.module).last_success_at
     assert second_start is not None
     assert second_start > first.finished_at
@@ -455,7 +741,7 @@ def test_incremental_sync_asks_for_changes_since_the_start_of_the_last_successfu
 
     assert [r["date_from"] for r in partner.requests] == [format_datetime(second_start)]
     assert (third.status, third.pages, third.received, third.total) == ("SUCCEEDED", 1, 0, 0)
-    assert case.stored(partner.partner) == partner.by_id()
+    assert case.stored(partner.partner) == expected
 
 
 @pytest.mark.django_db
@@ -540,9 +826,11 @@ def test_invalid_objects_are_counted_and_named_while_valid_ones_are_stored(case,
     assert (run.status, run.received, run.errors, run.total, run.pages) == ("SUCCEEDED", 1, 4, 5, 2)
     lines = run.message.splitlines()
     assert len(lines) == 4, run.message
-    assert any(line.startswith(f"DE*PCP {case.id(3)}: {bad_field}") for line in lines), run.message
-    assert any(line.startswith(f"DE*PCP {case.id(21)}: {bad_field}") for line in lines), run.message
-    assert any(line.startswith(f"DE*XYZ {case.id(20)}: ") and "DE/XYZ" in line for line in lines), run.message
+    # page 1 is the non-object, then the three of them in id order (same last_updated); page 2 the valid new one
+    assert any(line.startswith(f"{case.named(OWNER, 3, 1, 2)}: {bad_field}") for line in lines), run.message
+    assert any(line.startswith(f"{case.named(OWNER, 21, 1, 4)}: {bad_field}") for line in lines), run.message
+    foreign_named = f"{case.named(FOREIGN, 20, 1, 3)}: "
+    assert any(line.startswith(foreign_named) and "XYZ" in line[len(foreign_named) :] for line in lines), run.message
     assert any(line.startswith("object 1 of page 1: list item: ") for line in lines), run.message
     # the valid object is stored; the refused ones changed nothing
     expected = {**stored_before, case.id(22): valid_new}
@@ -569,7 +857,7 @@ def test_the_message_lists_the_first_errors_and_counts_the_rest(case, sender):
     assert (run.status, run.received, run.errors, run.pages) == ("SUCCEEDED", 0, 25, 3)
     lines = run.message.splitlines()
     assert len(lines) == 21
-    assert lines[0].startswith(f"DE*PCP {case.id(1)}: ")
+    assert lines[0].startswith(f"{case.named(OWNER, 1, 1, 1)}: ")
     assert lines[-1] == "... and 5 more refused objects"
     assert case.stored(partner.partner) == {}
 
@@ -673,6 +961,86 @@ def test_full_sync_deletes_tariffs_no_longer_listed(sender):
     assert tariffs_stored(other.partner) == other.by_id()
 
 
+@pytest.mark.django_db
+@pytest.mark.skipif(ModuleID.TOKENS not in pull_modules(), reason="the tokens module is not installed")
+def test_full_sync_makes_tokens_no_longer_listed_invalid(sender):
+    partner = sender(TOKENS, count=6)
+    other = sender(TOKENS, count=2, name="other-emsp", party=("FR", "OTH"))
+    sync_run(partner=other.partner, module=TOKENS.module, full=True)
+    first = sync_run(partner=partner.partner, module=TOKENS.module, full=True)
+    assert (first.kind, first.status, first.received, first.removed) == ("FULL", "SUCCEEDED", 6, 0)
+    kept_before = tokens_stored(partner.partner)
+    # the eMSP stops listing two tokens (one an APP_USER), and one it still lists turns invalid
+    partner.drop("TOK001", "TOK003")
+    token_change(partner.get("TOK002"), timezone.now())
+    token_break(partner.get("TOK002"))
+
+    incremental = sync_run(partner=partner.partner, module=TOKENS.module)
+
+    assert (incremental.status, incremental.errors, incremental.removed) == ("SUCCEEDED", 1, 0)
+    assert tokens_stored(partner.partner) == kept_before  # an incremental sync invalidates nothing
+    partner.requests.clear()
+
+    full = sync_run(partner=partner.partner, module=TOKENS.module, full=True)
+
+    assert [r.get("date_from") for r in partner.requests] == [None]
+    assert (full.kind, full.status, full.received, full.errors, full.removed) == ("FULL", "SUCCEEDED", 3, 1, 2)
+    # the vanished ones are kept, no longer valid, with the eMSP's last_updated (a newer push from it still applies)
+    expected = {
+        "TOK001": {**kept_before["TOK001"], "valid": False},
+        "TOK002": kept_before["TOK002"],
+        "TOK003": {**kept_before["TOK003"], "valid": False},
+        **{uid: partner.get(uid) for uid in ("TOK004", "TOK005", "TOK006")},
+    }
+    assert tokens_stored(partner.partner) == expected
+    assert tokens_rendered(partner.partner) == expected
+    assert tokens_stored(other.partner) == other.by_id()
+
+    again = sync_run(partner=partner.partner, module=TOKENS.module, full=True)
+
+    assert (again.status, again.removed) == ("SUCCEEDED", 0)
+    assert tokens_stored(partner.partner) == expected
+    # listed again, newer: valid again
+    listed_again = TOKENS.make(*OWNER, 1, timezone.now())
+    partner.objects.append(listed_again)
+
+    back = sync_run(partner=partner.partner, module=TOKENS.module)
+
+    assert (back.status, back.received) == ("SUCCEEDED", 1)
+    assert tokens_stored(partner.partner) == {**expected, "TOK001": listed_again}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "case", [pytest.param(case, id=case.module) for case in (SESSIONS, CDRS) if case.module in pull_modules()]
+)
+def test_full_sync_keeps_sessions_and_cdrs_no_longer_listed(case, sender):
+    """Sessions and CDRs are never deleted (REFERENCE §2.5): a full sync only adds what was missing."""
+    partner = sender(case, count=5)
+    other = sender(case, count=2, name="other-cpo", party=("FR", "OTH"))
+    sync_run(partner=other.partner, module=case.module, full=True)
+    first = sync_run(partner=partner.partner, module=case.module, full=True)
+    assert (first.kind, first.status, first.received, first.removed) == ("FULL", "SUCCEEDED", 5, 0)
+    kept_before = case.stored(partner.partner)
+    # the CPO stops listing two, and one it still lists turns invalid
+    partner.drop(case.id(1), case.id(4))
+    case.change(partner.get(case.id(2)), timezone.now())
+    case.make_invalid(partner.get(case.id(2)))
+    partner.requests.clear()
+
+    full = sync_run(partner=partner.partner, module=case.module, full=True)
+
+    assert [r.get("date_from") for r in partner.requests] == [None]
+    assert (full.kind, full.status, full.received, full.errors, full.removed) == ("FULL", "SUCCEEDED", 2, 1, 0)
+    assert case.stored(partner.partner) == kept_before  # every one as it was, listed or not
+    assert case.rendered(partner.partner) == kept_before
+    assert case.stored(other.partner) == other.by_id()
+    state = state_of(partner.partner, case.module)
+    assert state.last_full_at == state.last_success_at
+    assert state.last_full_at is not None
+    assert state.last_full_at <= full.started_at
+
+
 # --- failures ------------------------------------------------------------------------------------------------------
 
 
@@ -717,8 +1085,13 @@ def test_a_failed_call_fails_the_run_and_the_next_run_asks_again_from_the_last_s
     last_success = state_of(partner.partner, case.module).last_success_at
     assert last_success is not None
     now = timezone.now()
-    for n, object_id in enumerate((case.id(1), case.id(6), case.id(10))):  # changed ones land on pages 1, 2 and 3
-        case.change(partner.get(object_id), now + timedelta(milliseconds=n))
+    if case.mutable:  # changed ones land on pages 1, 2 and 3
+        arrived = [case.id(1), case.id(6), case.id(10)]
+        for n, object_id in enumerate(arrived):
+            case.change(partner.get(object_id), now + timedelta(milliseconds=n))
+    else:  # immutable ones never change: new ones land on pages 1, 2 and 3
+        arrived = [case.id(11), case.id(12), case.id(13)]
+        partner.objects += [case.make(*OWNER, 11 + n, now + timedelta(milliseconds=n)) for n in range(3)]
     partner.max_limit = 1
     stored_before = case.stored(partner.partner)
     fail(partner)
@@ -734,7 +1107,7 @@ def test_a_failed_call_fails_the_run_and_the_next_run_asks_again_from_the_last_s
     assert (state.last_success_at, state.running_since, state.last_full_at) == (last_success, None, None)
     if fail is _fail_page_2:  # page 1 was stored before page 2 failed
         assert (failed.pages, failed.received) == (1, 1)
-        assert case.stored(partner.partner) == {**stored_before, case.id(1): partner.get(case.id(1))}
+        assert case.stored(partner.partner) == {**stored_before, arrived[0]: partner.get(arrived[0])}
     else:
         assert (failed.pages, failed.received) == (0, 0)
         assert case.stored(partner.partner) == stored_before
