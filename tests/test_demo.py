@@ -58,12 +58,28 @@ def test_demo_twice_is_idempotent_and_pushes_only_new_objects(db: None) -> None:
 
     assert first["own_parties"] == second["own_parties"] == ["NL*DMC CPO", "NL*DME EMSP"]
     assert first["created"]["locations"] == ["DMC-AMSTERDAM-01", "DMC-UTRECHT-01", "DMC-ROTTERDAM-01"]
-    assert second["created"] == {"tariffs": [], "locations": []}
+    assert first["created"]["tokens"] == ["DME0001A1", "DME0002B2", "DME0003C3", "DME-APP-0004"]
+    assert second["created"] == {"tariffs": [], "locations": [], "tokens": []}
     assert snapshot() == after_first
     pushed = sorted(Delivery.objects.filter(partner=partner).values_list("module", "method", "object_path"))
     expected = [("locations", "PUT", location_id) for location_id in first["created"]["locations"]]
     expected += [("tariffs", "PUT", tariff_id) for tariff_id in first["created"]["tariffs"]]
     assert pushed == sorted(expected)
+
+
+def test_demo_tokens_are_valid_own_tokens_of_the_demo_emsp(db: None) -> None:
+    from tokens.models import Token
+
+    demo()
+    tokens = Token.objects.filter(partner=None, party_id="DME").order_by("uid")
+    assert [(t.uid, t.type, t.valid, t.whitelist) for t in tokens] == [
+        ("DME-APP-0004", "APP_USER", True, "ALLOWED"),
+        ("DME0001A1", "RFID", True, "ALLOWED"),
+        ("DME0002B2", "RFID", True, "NEVER"),
+        ("DME0003C3", "RFID", False, "ALLOWED"),
+    ]
+    for token in tokens:
+        validate("Token", json.loads(token.doc))
 
 
 def test_demo_without_partners_writes_no_outbox_rows(db: None) -> None:

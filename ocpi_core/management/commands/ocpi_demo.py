@@ -1,4 +1,5 @@
-"""`manage.py ocpi_demo`: our own demo parties (a CPO and an eMSP) and the demo CPO's locations and tariffs.
+"""`manage.py ocpi_demo`: our own demo parties (a CPO and an eMSP), the demo CPO's locations and tariffs, and the
+demo eMSP's tokens.
 
 Idempotent: what exists is left as it is (an operator's later edits survive a second run). New objects are written
 through the module services, so their cached JSON is built and an outbox row is written for every registered partner
@@ -270,8 +271,50 @@ def _load_locations(party: Party, stamp: str) -> list[str]:
     return created
 
 
+def demo_tokens(party: Party) -> list[dict[str, Any]]:
+    """Three cards and an app account of the demo eMSP: a whitelisted RFID card, a card checked in real time, a
+    blocked card and an app user (contract ids per eMI3: country, party, instance)."""
+    cc, pid = party.country_code, party.party_id
+
+    def token(uid: str, token_type: str, contract: str, visual: str, whitelist: str, valid: bool) -> dict[str, Any]:
+        return {
+            "country_code": cc,
+            "party_id": pid,
+            "uid": uid,
+            "type": token_type,
+            "contract_id": f"{cc}{pid}C{contract}",
+            "visual_number": visual,
+            "issuer": "Demo Mobility",
+            "valid": valid,
+            "whitelist": whitelist,
+            "language": "en",
+        }
+
+    return [
+        token(f"{pid}0001A1", "RFID", "00000001", "DEMO-0001", "ALLOWED", True),
+        token(f"{pid}0002B2", "RFID", "00000002", "DEMO-0002", "NEVER", True),
+        token(f"{pid}0003C3", "RFID", "00000003", "DEMO-0003", "ALLOWED", False),
+        token(f"{pid}-APP-0004", "APP_USER", "00000004", "DEMO-APP-4", "ALLOWED", True),
+    ]
+
+
+def _load_tokens(party: Party) -> list[str]:
+    """The demo eMSP's tokens that did not exist yet, issued through the tokens services."""
+    if not apps.is_installed("tokens"):
+        return []
+    from tokens.services import Key, token_find, token_save_own
+
+    created = []
+    for data in demo_tokens(party):
+        key = Key(party.country_code, party.party_id, data["uid"], data["type"])
+        if token_find(key) is None:
+            token_save_own(key=key, data=data)
+            created.append(data["uid"])
+    return created
+
+
 class Command(JsonCommand):
-    help = "Load demo data: our own CPO and eMSP parties, the CPO's locations and tariffs. Idempotent."
+    help = "Load demo data: our own CPO and eMSP parties, the CPO's locations and tariffs, the eMSP's tokens."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--country-code", default=None, help="Country code of the demo parties (default NL)")
@@ -280,6 +323,7 @@ class Command(JsonCommand):
     def run(self, **options: Any) -> dict[str, Any]:
         parties = []
         cpo: Party | None = None
+        emsp: Party | None = None
         for country_code, party_id, role, name, website in DEMO_PARTIES:
             cc = (options["country_code"] or country_code).upper()
             pid = (options["party_prefix"] + party_id[-1]) if options["party_prefix"] else party_id
@@ -287,13 +331,16 @@ class Command(JsonCommand):
             parties.append(str(party))
             if role == Role.CPO:
                 cpo = party
+            else:
+                emsp = party
         stamp = format_datetime(timezone.now())
         # tariffs first: the locations' connectors reference them
         tariffs = _load_tariffs(cpo, stamp) if cpo else []
         locations = _load_locations(cpo, stamp) if cpo else []
+        tokens = _load_tokens(emsp) if emsp else []
         return {
             "ok": True,
             "own_parties": parties,
-            "created": {"tariffs": tariffs, "locations": locations},
+            "created": {"tariffs": tariffs, "locations": locations, "tokens": tokens},
             "base_url": settings.OCPI_BASE_URL,
         }
