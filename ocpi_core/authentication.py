@@ -66,8 +66,8 @@ def partner_token_lookup(header: str) -> PartnerAuth | None:
     """Find the partner token an Authorization header carries, or None.
 
     One indexed statement, read fresh on every request (no cache): a token rotated or revoked by any process or
-    machine stops working at once. Raw SQL because this runs on every OCPI request: it skips the ORM's query
-    building; the rows are turned into model instances as the ORM would.
+    machine stops working at once. On PostgreSQL it is raw SQL, because this runs on every OCPI request: it skips
+    the ORM's query building, and the rows are turned into model instances as the ORM would.
     """
     global _LOOKUP
     scheme, _, value = header.strip().partition(" ")
@@ -76,22 +76,26 @@ def partner_token_lookup(header: str) -> PartnerAuth | None:
         return None
     candidates = _candidates(value)
     hashes = {token_hash(token): (token, encoding) for token, encoding in candidates}
-    if _LOOKUP is None:
-        _LOOKUP = _lookup_sql()
-    sql, token_fields, partner_fields = _LOOKUP
-    params = list(hashes)[:2]
-    params += params[:1] * (2 - len(params))
     connection = connections[router.db_for_read(PartnerToken)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    if not rows:
+    found: list[PartnerToken]
+    if connection.vendor == "postgresql":  # psycopg returns every column as the ORM would (aware datetimes ...)
+        if _LOOKUP is None:
+            _LOOKUP = _lookup_sql()
+        sql, token_fields, partner_fields = _LOOKUP
+        params = list(hashes)[:2]
+        params += params[:1] * (2 - len(params))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        found = []
+        for row in rows:
+            token = PartnerToken.from_db(connection.alias, token_fields, row[: len(token_fields)])
+            token.partner = Partner.from_db(connection.alias, partner_fields, row[len(token_fields) :])
+            found.append(token)
+    else:  # other databases need the ORM's value converters (SQLite returns datetimes as text)
+        found = list(PartnerToken.objects.select_related("partner").filter(token_hash__in=hashes.keys()))
+    if not found:
         return None
-    found: list[PartnerToken] = []
-    for row in rows:
-        token = PartnerToken.from_db(connection.alias, token_fields, row[: len(token_fields)])
-        token.partner = Partner.from_db(connection.alias, partner_fields, row[len(token_fields) :])
-        found.append(token)
     # Prefer the Base64 reading when both readings happen to be known tokens.
     found.sort(key=lambda row: hashes[row.token_hash][1] != Partner.TokenEncoding.BASE64)
     row = found[0]

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "hubclientinfo",
     "gateway",
     "selftest",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -58,6 +59,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# The Sender's page index INCLUDEs the document key columns for PostgreSQL's index-only scans; SQLite (the embedded
+# default) ignores INCLUDE and Django warns about it at every start: the index still works there without them.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -257,6 +261,11 @@ GATEWAY_WEBHOOK_URL = env("GATEWAY_WEBHOOK_URL", default="")
 GATEWAY_WEBHOOK_SECRET = env("GATEWAY_WEBHOOK_SECRET", default="")
 # Simulator: seconds between two charging periods of a simulated session.
 GATEWAY_SIMULATOR_TICK_SECONDS = env.int("GATEWAY_SIMULATOR_TICK_SECONDS", default=60)
+# --- Metrics (ocpi_core/metrics.py): GET /metrics answers 404 unless a token is set, then 401 without it ---
+OCPI_METRICS_TOKEN = env("OCPI_METRICS_TOKEN", default="")
+# prometheus_client's multiprocess mode: a folder all web and worker processes write to (empty = one process only).
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+
 CELERY_BEAT_SCHEDULE["commands-watchdog"] = {"task": "commands.tasks.command_watchdog_task", "schedule": 15.0}
 CELERY_BEAT_SCHEDULE["simulator-tick"] = {
     "task": "gateway.tasks.simulator_tick_task",
