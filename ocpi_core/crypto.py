@@ -9,8 +9,15 @@ from django.conf import settings
 
 
 def token_generate() -> str:
-    """A new credentials token: 256 random bits, 43 characters of URL-safe Base64 (printable ASCII, spec §5.1)."""
-    return secrets.token_urlsafe(32)
+    """A new credentials token: 256 random bits, 43 characters of URL-safe Base64 (printable ASCII, spec §5.1).
+
+    Never starting with "-": operators paste tokens into command lines (`ocpi_register --token ...`), where a leading
+    dash reads as an option. Redrawing keeps the 256 bits uniform over the tokens allowed.
+    """
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 def token_hash(token: str) -> str:

@@ -450,3 +450,13 @@ def test_functional_post_without_content_type_is_read_as_json(client, registered
 
     assert response.status_code == 200
     assert response.json()["data"] == {"a": 1}
+
+
+def test_generated_tokens_never_start_with_a_dash_and_stay_distinct() -> None:
+    """Tokens are pasted into command lines (`ocpi_register --token ...`): a leading "-" would read as an option."""
+    from ocpi_core.crypto import token_generate
+
+    tokens = [token_generate() for _ in range(3000)]  # a leading "-" is 1 in 64 per draw without the guard
+    assert not [token for token in tokens if token.startswith("-")]
+    assert len(set(tokens)) == len(tokens)
+    assert {len(token) for token in tokens} == {43}
