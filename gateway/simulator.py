@@ -34,6 +34,14 @@ _FOUR = Decimal("0.0001")
 _PHASES = {"AC_1_PHASE": 1, "AC_2_PHASE": 2, "AC_2_PHASE_SPLIT": 2, "AC_3_PHASE": 3}
 
 
+def _now() -> datetime:
+    """Now, to the millisecond: what the simulator stamps (session start, charging periods, end) must read back the
+    same from the OCPI DateTimes it is sent as (format_datetime keeps milliseconds). A session starting at .123456
+    whose first period says .123 would begin before its session, and the CDR's pricing refuses that."""
+    now = timezone.now()
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+
+
 def _location(command: GatewayCommand) -> Location | None:
     return Location.objects.filter(
         partner__isnull=True,
@@ -162,7 +170,7 @@ class SimulatorGateway(Gateway):
         )
         if connector is None:
             return CommandResultType.FAILED
-        now = timezone.now()
+        now = _now()
         power = _power_kw(evse, connector)
         if reservation is not None:  # the reserved driver arrived: the RESERVATION session becomes the charging one
             session = _own_session(reservation)
@@ -237,7 +245,7 @@ class SimulatorGateway(Gateway):
             )
             .first()
         )
-        now = timezone.now()
+        now = _now()
         if sim is not None:
             if sim.kind == SimulatedSession.Kind.CHARGING:
                 simulator_tick_session(sim=sim, now=now)
@@ -285,7 +293,7 @@ class SimulatorGateway(Gateway):
         connector = evse.connectors.first()
         if connector is None:
             return CommandResultType.FAILED
-        now = timezone.now()
+        now = _now()
         try:
             session = session_start(
                 location_id=location.ocpi_id,
@@ -350,10 +358,15 @@ class SimulatorGateway(Gateway):
         refused, outcome = _refusal(evse)
         return outcome if refused else CommandResultType.ACCEPTED
 
+    @transaction.atomic
     def set_charging_profile(self, *, session: Session, profile: dict[str, Any] | None) -> str:
-        sim = SimulatedSession.objects.filter(
-            active=True, country_code=session.country_code, party_id=session.party_id, session_id=session.ocpi_id
-        ).first()
+        sim = (
+            SimulatedSession.objects.select_for_update()
+            .filter(
+                active=True, country_code=session.country_code, party_id=session.party_id, session_id=session.ocpi_id
+            )
+            .first()
+        )
         if sim is None:
             return ChargingProfileResultType.UNKNOWN
         location = Location.objects.filter(
@@ -363,7 +376,7 @@ class SimulatorGateway(Gateway):
         if _behaviour(evse) != SimulatedEvse.Behaviour.ACCEPT:
             return ChargingProfileResultType.REJECTED
         if sim.kind == SimulatedSession.Kind.CHARGING:
-            simulator_tick_session(sim=sim, now=timezone.now())  # energy so far at the old limit
+            simulator_tick_session(sim=sim, now=_now())  # energy so far at the old limit
         sim.charging_profile = dict(profile) if profile else None
         sim.save(update_fields=["charging_profile"])
         return ChargingProfileResultType.ACCEPTED
@@ -374,7 +387,7 @@ class SimulatorGateway(Gateway):
         ).first()
         if sim is None:
             return None
-        now = timezone.now()
+        now = _now()
         return {
             "start_date_time": format_datetime(now),
             "charging_profile": {
@@ -392,7 +405,12 @@ def _same_token(sim: SimulatedSession, token: dict[str, Any]) -> bool:
 
 
 def simulator_tick_session(*, sim: SimulatedSession, now: datetime) -> SimulatedSession:
-    """Add the energy charged since the last tick to a charging session and append it as a charging period."""
+    """Add the energy charged since the last tick to a charging session and append it as a charging period.
+
+    Runs inside a transaction: the row is locked and read again first, so a beat's tick and a tick of a stop or a
+    charging profile running at the same time never count the same interval twice (a duplicated period, and a kWh
+    total that lost one of the two additions)."""
+    sim = SimulatedSession.objects.select_for_update().get(pk=sim.pk)
     seconds = Decimal((now - sim.last_tick_at).total_seconds())
     if seconds <= 0:
         return sim
@@ -417,7 +435,7 @@ def simulator_tick_session(*, sim: SimulatedSession, now: datetime) -> Simulated
 
 def simulator_tick(*, now: datetime | None = None) -> int:
     """One beat of the simulator: charging sessions grow, expired reservations end. Returns sessions touched."""
-    now = now or timezone.now()
+    now = now or _now()
     count = 0
     for sim_id in SimulatedSession.objects.filter(active=True).values_list("pk", flat=True):
         with transaction.atomic():

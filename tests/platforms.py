@@ -117,8 +117,10 @@ class Platform:
     port: int = field(default_factory=free_port)
     secret_key: str = field(default_factory=lambda: "e2e-" + uuid.uuid4().hex + uuid.uuid4().hex)
     encryption_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
+    extra_env: dict[str, str] = field(default_factory=dict)
     database: Database | None = None
     process: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
@@ -133,6 +135,10 @@ class Platform:
         return self.tmp_dir / f"gunicorn-{self.label}.log"
 
     @property
+    def worker_log(self) -> Path:
+        return self.tmp_dir / f"celery-{self.label}.log"
+
+    @property
     def env(self) -> dict[str, str]:
         assert self.database is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_PREFIXES)}
@@ -144,12 +150,14 @@ class Platform:
                 "OCPI_ALLOW_PRIVATE_URLS": "true",
                 "DJANGO_SECRET_KEY": self.secret_key,
                 "OCPI_TOKEN_ENCRYPTION_KEY": self.encryption_key,
-                "CELERY_BROKER_URL": "",
+                "CELERY_BROKER_URL": "",  # the embedded file-system broker, in a folder of this instance
+                "CELERY_EMBEDDED_BROKER_DIR": str(self.tmp_dir / f"broker-{self.label}"),
                 "DJANGO_STATIC_ROOT": str(self.tmp_dir / f"static-{self.label}"),
                 "DJANGO_LOG_LEVEL": "INFO",
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.update(self.extra_env)
         return env
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
@@ -202,8 +210,48 @@ class Platform:
             time.sleep(0.1)
         raise AssertionError(f"{self.label}: /healthz did not answer within {START_TIMEOUT}s\n{self.logs()}")
 
-    def stop(self) -> None:
-        process, self.process = self.process, None
+    def start_worker(self) -> None:
+        """Start the embedded Celery worker with its beat scheduler (as scripts/run does), reading this instance's
+        own broker folder."""
+        log = self.worker_log.open("wb")
+        try:
+            self.worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "--beat",
+                    "-l",
+                    "WARNING",
+                    "-Q",
+                    "default,push,commands,sync",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    "4",
+                    "--schedule",
+                    str(self.tmp_dir / f"celerybeat-{self.label}"),
+                    "--without-heartbeat",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                cwd=REPO,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        if self not in _running:
+            _running.append(self)
+
+    @staticmethod
+    def _terminate(process: subprocess.Popen[bytes] | None) -> None:
         if process is not None and process.poll() is None:
             process.terminate()
             try:
@@ -211,6 +259,12 @@ class Platform:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)  # the group started with start_new_session above
                 process.wait(timeout=5)
+
+    def stop(self) -> None:
+        worker, self.worker = self.worker, None
+        self._terminate(worker)
+        process, self.process = self.process, None
+        self._terminate(process)
         if self in _running:
             _running.remove(self)
 
@@ -222,12 +276,17 @@ class Platform:
                 self.database.drop()
 
     def logs(self) -> str:
-        return f"--- server log of {self.label} ({self.base_url}) ---\n{_tail(self.server_log)}"
+        text = f"--- server log of {self.label} ({self.base_url}) ---\n{_tail(self.server_log)}"
+        if self.worker_log.exists():
+            text += f"\n--- worker log of {self.label} ---\n{_tail(self.worker_log)}"
+        return text
 
     def check_alive(self) -> None:
         if self.process is None or self.process.poll() is not None:
             code = None if self.process is None else self.process.returncode
             raise AssertionError(f"{self.label}: gunicorn is not running (exit code {code})\n{self.logs()}")
+        if self.worker is not None and self.worker.poll() is not None:
+            raise AssertionError(f"{self.label}: the worker exited with {self.worker.returncode}\n{self.logs()}")
 
     # --- commands ----------------------------------------------------------------------------------------------
 
@@ -260,6 +319,17 @@ class Platform:
                 f"{self.label}: manage.py {' '.join(args)} printed no JSON: {result.stdout!r}"
             ) from exc
 
+    def shell(self, code: str) -> Any:
+        """Run Python in this instance (`manage.py shell -c`); returns the JSON its last printed line holds."""
+        result = self.run_command("shell", "-c", code)
+        if result.returncode != 0:
+            raise AssertionError(
+                f"{self.label}: manage.py shell failed ({result.returncode})\nstdout: {result.stdout}\n"
+                f"stderr: {result.stderr[-LOG_TAIL:]}"
+            )
+        lines = result.stdout.strip().splitlines()
+        return json.loads(lines[-1]) if lines else None
+
     def partners(self) -> dict[str, dict[str, Any]]:
         """`ocpi_partners`, by partner name."""
         return {p["name"]: p for p in self.manage("ocpi_partners")["partners"]}
@@ -271,6 +341,11 @@ class Platform:
         assert self.database is not None
         row = self.database.query_one("SELECT status FROM ocpi_core_partner WHERE name = %s", (partner_name,))
         return None if row is None else str(row[0])
+
+    def query(self, query: str, *params: Any) -> tuple[Any, ...] | None:
+        """One row of a plain SQL query on this instance's database."""
+        assert self.database is not None
+        return self.database.query_one(query, params)
 
     def token_out(self, partner_name: str) -> str:
         """The clear token this instance presents to `partner_name` ('' when it holds none)."""
@@ -287,6 +362,27 @@ class Platform:
         self.check_alive()
         return httpx.get(self.base_url + path, headers=token_header(token), timeout=30)
 
+    def api_login(self, username: str = "e2e-operator") -> str:
+        """A JWT access token of the platform API for a staff user created here (POST /api/token/)."""
+        password = uuid.uuid4().hex
+        self.shell(
+            "from django.contrib.auth import get_user_model; import json\n"
+            f"get_user_model().objects.create_user({username!r}, password={password!r}, is_staff=True)\n"
+            "print(json.dumps(True))"
+        )
+        response = httpx.post(
+            f"{self.base_url}/api/token/", json={"username": username, "password": password}, timeout=30
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access"])
+
+    def api(self, method: str, path: str, jwt: str, **kwargs: Any) -> httpx.Response:
+        """A platform API call (/api/...) with a JWT from `api_login`."""
+        self.check_alive()
+        return httpx.request(
+            method, self.base_url + path, headers={"Authorization": f"Bearer {jwt}"}, timeout=30, **kwargs
+        )
+
 
 def _stop_all() -> None:
     for platform in list(_running):
@@ -300,15 +396,23 @@ atexit.register(_stop_all)
 
 
 @contextmanager
-def platforms(tmp_dir: Path, *specs: tuple[str, str]) -> Iterator[list[Platform]]:
-    """Prepare (in parallel) and start one platform per (label, party prefix); everything is torn down on exit."""
-    started = [Platform(label=label, party_prefix=prefix, tmp_dir=tmp_dir) for label, prefix in specs]
+def platforms(
+    tmp_dir: Path, *specs: tuple[str, str], workers: bool = False, extra_env: dict[str, str] | None = None
+) -> Iterator[list[Platform]]:
+    """Prepare (in parallel) and start one platform per (label, party prefix), with its Celery worker and beat when
+    `workers`; everything is torn down on exit."""
+    started = [
+        Platform(label=label, party_prefix=prefix, tmp_dir=tmp_dir, extra_env=dict(extra_env or {}))
+        for label, prefix in specs
+    ]
     try:
         with ThreadPoolExecutor(max_workers=len(started)) as pool:
             for future in [pool.submit(p.prepare) for p in started]:
                 future.result()
         for platform in started:
             platform.start()
+            if workers:
+                platform.start_worker()
         yield started
     finally:
         errors = []

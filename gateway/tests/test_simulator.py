@@ -9,15 +9,17 @@ import orjson
 import pytest
 from django.utils import timezone
 
+from cdrs.models import Cdr
 from gateway.base import GatewayCommand, gateway_for
 from gateway.models import Backend, SimulatedEvse, SimulatedSession
 from gateway.services import location_gateway_set, simulated_evse_set
-from gateway.simulator import SimulatorGateway, simulator_tick
+from gateway.simulator import SimulatorGateway, simulator_tick, simulator_tick_session
 from gateway.webhook import WebhookGateway
 from locations.models import Evse, Location
 from locations.tests.factories import own_location
 from ocpi_core.models import Party
 from sessions_app.models import Session
+from tariffs.tests.factories import own_connector, own_tariff
 
 pytestmark = pytest.mark.django_db
 
@@ -141,3 +143,44 @@ def test_gateway_for_follows_the_location_setting(location: Location, settings: 
 def test_no_answer_behaviour_returns_nothing(location: Location) -> None:
     SimulatedEvse.objects.create(evse=Evse.objects.get(uid="LOC1-1"), behaviour="NO_ANSWER")
     assert SimulatorGateway().unlock_connector(command=command("UNLOCK_CONNECTOR", connector_id="1")) is None
+
+
+def test_simulated_session_is_billed_although_now_has_microseconds(
+    own_parties: list[Party], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator's session start, periods and end are kept to the millisecond, as OCPI DateTimes carry them: a
+    start at .123456 with a first period sent as .123 began before its session and the CDR could not be priced."""
+    own_tariff("T1")  # €0.50 + €0.25/kWh, 21 % VAT
+    connector = own_connector("T1")
+    location = connector.evse.location
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now().replace(microsecond=123456))
+    gateway = SimulatorGateway()
+    at = {"location_id": location.ocpi_id, "evse_uid": connector.evse.uid}
+
+    assert gateway.start_session(command=command(**at)) == "ACCEPTED"
+    session = Session.objects.get()
+    sim = SimulatedSession.objects.get()
+    assert session.start_date_time.microsecond == 123000
+    simulator_tick(now=sim.started_at + timedelta(minutes=30))
+    assert gateway.stop_session(command=command("STOP_SESSION", **at), session=session) == "ACCEPTED"
+
+    cdr = orjson.loads(Cdr.objects.get(session_id=session.ocpi_id).doc)
+    assert cdr["total_energy"] == 5.52
+    assert cdr["total_cost"] == {"excl_vat": 1.88, "incl_vat": 2.2748}  # 0.50 + 0.25 x 5.52, +21 %
+
+
+def test_a_tick_with_a_stale_row_does_not_count_an_interval_twice(location: Location) -> None:
+    """Two ticks of the same session at once (the beat's, and one of a stop or a charging profile): the later one
+    reads the row again under its lock, so each interval is one charging period and kWh is their sum."""
+    assert SimulatorGateway().start_session(command=command()) == "ACCEPTED"
+    stale = SimulatedSession.objects.get()
+    simulator_tick(now=stale.started_at + timedelta(minutes=30))  # the beat's tick, while `stale` was held
+
+    simulator_tick_session(sim=stale, now=stale.started_at + timedelta(minutes=60))
+
+    session = Session.objects.get()
+    periods = orjson.loads(session.doc)["charging_periods"]
+    assert [p["start_date_time"] for p in periods] == sorted({p["start_date_time"] for p in periods})
+    assert len(periods) == 2
+    assert session.kwh == Decimal("11.04") == sum(Decimal(str(p["dimensions"][0]["volume"])) for p in periods)
