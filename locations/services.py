@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
+from dashboard.history import evse_status_record
 from locations.models import Connector, Evse, Location
 from ocpi_core.constants import ModuleID, Role
 from ocpi_core.db import retry_on_conflict
@@ -300,6 +301,7 @@ def _evse_replace(location: Location, data: dict[str, Any], position: int | None
     if position is not None:
         evse.position = position
     evse.save()
+    evse_status_record(evse, evse.last_updated)
     kept = [_connector_upsert(evse, c, i).pk for i, c in enumerate(data.get("connectors") or [])]
     evse.connectors.exclude(pk__in=kept).delete()
     return evse
@@ -473,6 +475,7 @@ def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResu
         if when < evse.last_updated:
             return WriteResult(location, ignored=True)
         values = _without(EVSE.from_ocpi(data, partial=True), ("uid",))
+        evse_status_record(evse, when, new=values.get("status"))
         for name, value in values.items():
             setattr(evse, name, value)
         if not data.get("connectors"):

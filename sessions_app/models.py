@@ -140,6 +140,22 @@ class Session(models.Model):
             ),
             models.Index(fields=["partner", "last_updated"], name="session_partner"),
             models.Index(fields=["token_country_code", "token_party_id"], name="session_token_party"),
+            # the dashboard's per-day aggregates over a period (index-only on PostgreSQL: INCLUDE the columns read)
+            models.Index(
+                fields=["start_date_time"],
+                name="session_start",
+                include=[
+                    "partner",
+                    "kwh",
+                    "end_date_time",
+                    "status",
+                    "location_id",
+                    "token_country_code",
+                    "token_party_id",
+                    "country_code",
+                    "party_id",
+                ],
+            ),
         ]
 
     def __str__(self) -> str:

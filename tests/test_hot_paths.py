@@ -131,7 +131,7 @@ def test_patch_of_an_evse_rewrites_the_cached_json_in_place(
 
         client.get(LIST)  # warm the token
         assert partner_owns(partner=partner_row, country_code="DE", party_id="PRC")  # and the partner's parties
-        with django_assert_max_num_queries(7):  # token, location, EVSE, UPDATE EVSE, UPDATE location (+ savepoints)
+        with django_assert_max_num_queries(8):  # token, location, EVSE, UPDATEs EVSE + location, status history INSERT
             response = client.patch(
                 f"/ocpi/2.2.1/emsp/locations/DE/PRC/PLOC1/{evse.uid}",
                 orjson.dumps({**fields, "last_updated": stamp}),

@@ -1,0 +1,26 @@
+"""The EVSE status hook: called by locations.services wherever an EVSE's status is written, inside its transaction."""
+
+from datetime import datetime
+
+from dashboard.models import EvseStatusChange
+from locations.models import Evse
+
+_UNSET = object()
+
+
+def evse_status_record(evse: Evse, at: datetime, *, new: object = _UNSET) -> None:
+    """Record the EVSE's status from `at` when it changed.
+
+    With `new` (a PATCH, called before the change is applied: `evse.status` is still the old one): a row only when
+    `new` is a status other than the current one, so the hot path costs one INSERT on a change and nothing otherwise.
+    Without it (a PUT, called after the row is saved): a row unless the status equals the last one recorded.
+    """
+    if new is not _UNSET:
+        if isinstance(new, str) and new and new != evse.status:
+            EvseStatusChange.objects.create(evse_id=evse.pk, status=new, since=at)
+        return
+    if evse.pk is None or not evse.status:
+        return
+    last = EvseStatusChange.objects.filter(evse_id=evse.pk).order_by("-since", "-pk").values_list("status", flat=True)
+    if last.first() != evse.status:
+        EvseStatusChange.objects.create(evse_id=evse.pk, status=evse.status, since=at)
