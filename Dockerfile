@@ -30,7 +30,7 @@ RUN env DJANGO_SECRET_KEY=build-time-only-not-a-secret \
         DATABASE_URL=sqlite:////tmp/build-only.sqlite3 \
         CELERY_BROKER_URL=memory:// \
         python manage.py collectstatic --noinput \
-    && mkdir -p var/beat \
+    && mkdir -p var/beat var/metrics \
     && chown -R app:app var
 
 USER app

@@ -29,6 +29,7 @@ from ocpi_core.client import OcpiClient, PartnerCallError, PartnerUnreachable, U
 from ocpi_core.constants import ModuleID, Role
 from ocpi_core.envelope import parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound, UnknownLocation
+from ocpi_core.metrics import command_result_recorded
 from ocpi_core.models import Partner, Party
 from ocpi_core.registry import absolute_url
 from ocpi_core.routing import Routing
@@ -387,6 +388,7 @@ def command_result_report(
     if not updated:
         return False
     command = Command.objects.get(pk=command_id)
+    command_result_recorded(command)
     _reservation_apply(command, session_id)
     from commands.tasks import command_result_send_task, enqueue
 
@@ -646,6 +648,7 @@ def command_result_receive(*, partner: Partner, command_type: str, uid: str, dat
     command.result_at = now
     command.state = Command.State.TIMED_OUT if data["result"] == CommandResultType.TIMEOUT else Command.State.DONE
     command.save(update_fields=["result", "result_message", "result_at", "state", "updated_at"])
+    command_result_recorded(command)
     return command
 
 

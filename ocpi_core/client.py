@@ -20,6 +20,7 @@ from django.conf import settings
 
 from ocpi_core.envelope import dumps
 from ocpi_core.logging import correlation_id_var
+from ocpi_core.metrics import observe_outbound
 from ocpi_core.models import Partner
 from ocpi_core.routing import Routing
 from ocpi_core.traffic import traffic_log_outbound
@@ -249,11 +250,20 @@ class OcpiClient:
                     ocpi_status = orjson.loads(response.content).get("status_code")
                 except (orjson.JSONDecodeError, AttributeError):
                     ocpi_status = None
+            http_status = response.status_code if response is not None else None
+            observe_outbound(
+                partner=self.partner,
+                method=method,
+                path=urlsplit(url).path,
+                http_status=http_status,
+                ocpi_status=ocpi_status,
+                seconds=duration_ms / 1000,
+            )
             traffic_log_outbound(
                 partner=self.partner,
                 method=method,
                 url=url,
-                http_status=response.status_code if response is not None else None,
+                http_status=http_status,
                 ocpi_status_code=ocpi_status if isinstance(ocpi_status, int) else None,
                 duration_ms=duration_ms,
                 request_id=headers["X-Request-ID"],

@@ -17,6 +17,7 @@ from ocpi_core.constants import StatusCode
 from ocpi_core.envelope import OcpiResponse
 from ocpi_core.exceptions import ocpi_error_response
 from ocpi_core.logging import correlation_id_var, request_id_var
+from ocpi_core.metrics import observe_inbound
 from ocpi_core.traffic import traffic_log_inbound
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class OcpiMiddleware:
                 response = ocpi_error_response(exc)
             response = _as_envelope(response)
         duration_ms = (time.perf_counter() - started) * 1000
+        observe_inbound(request, response, duration_ms / 1000)
         traffic_log_inbound(request, response, request_body=request_body, duration_ms=duration_ms)
         return response
 

@@ -20,6 +20,7 @@ from ocpi_core.client import OcpiClient, PartnerCallError
 from ocpi_core.constants import InterfaceRole
 from ocpi_core.envelope import format_datetime
 from ocpi_core.exceptions import InvalidParameters, OcpiError
+from ocpi_core.metrics import sync_finished
 from ocpi_core.models import Partner, SyncRun, SyncState
 
 logger = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ def sync_run(*, partner: Partner, module: str, full: bool = False) -> SyncRun:
         run.finished_at = timezone.now()
         run.message = _message(failure, errors, run.errors)
         run.save()
+    sync_finished(module, run.status, started)
     logger.info(
         "Sync finished",
         extra={
