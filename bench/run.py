@@ -437,7 +437,7 @@ class Bench:
         task_ms = []  # Celery's own "Task ... succeeded in 0.0123s" lines (-l INFO, as shipped)
         for number in range(1, args.celery_workers + 1):
             text = (self.workdir / f"celery{number}.log").read_text(errors="replace")
-            pattern = r"outbox_deliver_task\[[^\]]+\] succeeded in ([\d.]+)s"
+            pattern = r"outbox_deliver(?:_partner)?_task\[[^\]]+\] succeeded in ([\d.]+)s"  # batch or single
             task_ms += [float(x) * 1000 for x in re.findall(pattern, text)]
         driver = json.loads(out.read_text())
         records = json.loads(records_file.read_text()) if records_file.exists() else []
@@ -651,7 +651,7 @@ def write_results(results: dict[str, Any], args: argparse.Namespace) -> None:
             f"all, p95 < 1 s | {'yes' if ok else '**no**'} |",
             "",
             f"Outbox rows: {push['outbox_rows']}; attempts {push['attempts']}; evse_status_set call "
-            f"{push['service_call_ms']}; delivery task (Celery log) {push['delivery_task_ms']}; partner requests "
+            f"{push['service_call_ms']}; push tasks (Celery log) {push['delivery_task_ms']}; partner requests "
             f"{push['requests_by_method']}; Celery RSS MB {push['celery_rss_mb']}.",
         ]
     rss = results.get("web_rss_mb", {})

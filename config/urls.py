@@ -8,9 +8,11 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from ocpi_core.api.platform import PlatformRootView
 from ocpi_core.api.views import ocpi_not_found
 from ocpi_core.health import healthz, readyz
+from ocpi_core.metrics import metrics_view
 
 urlpatterns = [
     path("ocpi/", include(("ocpi_core.api.urls", "ocpi"))),
+    path("", include("dashboard.urls")),  # /admin/dashboard/ and /api/dashboard/ (before the admin)
     path("admin/", admin.site.urls),
     path("api/", PlatformRootView.as_view(), name="platform-root"),
     path("api/locations/", include("locations.api.platform_urls")),
@@ -25,5 +27,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("ocpi", ocpi_not_found),
 ]

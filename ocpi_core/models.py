@@ -276,6 +276,22 @@ class Delivery(models.Model):
         return f"{self.method} {self.module} {self.country_code}/{self.party_id}/{self.object_path} → {self.partner}"
 
 
+class PartnerPushState(models.Model):
+    """Per-partner debounce of the push batch task (ocpi_core.push, issue #3): at most one batch task is queued or
+    running per partner, so a thousand changes do not make a thousand tasks; and a pause after the partner failed.
+
+    `holder` names the task that holds the partner until `queued_until` (refreshed while it runs; once past, the
+    holder is presumed dead and anyone may take over). No batch goes to the partner before `paused_until`."""
+
+    partner = models.OneToOneField(Partner, on_delete=models.CASCADE, primary_key=True, related_name="push_state")
+    holder = models.CharField(max_length=36, blank=True)
+    queued_until = models.DateTimeField(null=True, blank=True)
+    paused_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"push state of {self.partner_id}"
+
+
 class DeliveryAttempt(models.Model):
     """One HTTP attempt of a Delivery, as operators need it to see why a push fails."""
 

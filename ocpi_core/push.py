@@ -1,7 +1,11 @@
 """Push: the transactional outbox and its delivery to partners (DESIGN.md Flows, issue #3).
 
 A service that changes one of our own objects calls `outbox_add` inside its transaction; one Delivery row per
-partner that receives the module is written with the change, and a Celery task is enqueued after the commit.
+partner that receives the module is written with the change, and after the commit the partner's batch task is
+enqueued, unless one is already queued or running for that partner (PartnerPushState: it sends the new row too).
+`outbox_deliver_partner` claims the partner's due rows in batches, oldest first, and sends them one after the other
+over the kept-alive pooled client; when the partner fails (unreachable, 5xx, 429) the rest of the batch is given
+back and the partner is paused for the backoff or its Retry-After.
 `outbox_deliver` renders the object as it is *now* (never a stored copy), sends it through the one OCPI client,
 and decides: delivered, retry later (timeouts, 5xx, 3xxx, 429 with Retry-After), or failed (4xx, 2xxx: a dead letter
 operators can resend). A PATCH the partner answers with 404 becomes a PUT of the whole (top-level) object.
@@ -15,15 +19,18 @@ the row's new holder.
 """
 
 import logging
+import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -36,7 +43,8 @@ from ocpi_core.client import (
     UnsafeUrl,
 )
 from ocpi_core.constants import InterfaceRole
-from ocpi_core.models import Delivery, DeliveryAttempt, Partner
+from ocpi_core.metrics import delivery_finished
+from ocpi_core.models import Delivery, DeliveryAttempt, Partner, PartnerPushState
 from ocpi_core.routing import Routing
 
 logger = logging.getLogger(__name__)
@@ -183,8 +191,8 @@ def outbox_add(
             )
         created.append(delivery)
     if created:
-        ids = [d.pk for d in created]
-        transaction.on_commit(lambda: outbox_enqueue(ids))
+        partner_ids = [d.partner_id for d in created]
+        transaction.on_commit(lambda: outbox_wake(partner_ids))
     return created
 
 
@@ -192,23 +200,108 @@ def outbox_add(
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
-def outbox_enqueue(ids: Sequence[int], countdown: float | None = None) -> None:
-    """Hand deliveries to the workers. A broker outage only delays them: the sweep picks them up later."""
-    from ocpi_core.tasks import outbox_deliver_task
+def _free(now: datetime, stale_before: datetime | None = None) -> Q:
+    """A partner no batch task holds (or whose holder stopped refreshing before `stale_before`), and not paused."""
+    return (Q(queued_until__isnull=True) | Q(queued_until__lt=stale_before or now)) & _not_paused(now)
 
-    for index, delivery_id in enumerate(ids):
+
+def _not_paused(now: datetime) -> Q:
+    return Q(paused_until__isnull=True) | Q(paused_until__lte=now)
+
+
+def _hold_for() -> timedelta:
+    return timedelta(seconds=settings.OCPI_PUSH_LEASE_SECONDS)
+
+
+def _state_create(partner_id: int, holder: str, until: datetime) -> bool:
+    try:
+        with transaction.atomic():
+            PartnerPushState.objects.create(partner_id=partner_id, holder=holder, queued_until=until)
+    except IntegrityError:  # created meanwhile by another process (which holds it now), or the partner is gone
+        return False
+    return True
+
+
+def _take(partner_ids: Sequence[int], *, stale_before: datetime | None = None) -> tuple[str, list[int]]:
+    """Become the one batch task of these partners where none is queued or running: (holder token, partners taken).
+    One UPDATE when every partner is free, one more (a SELECT) when some are not."""
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    until = now + _hold_for()
+    states = PartnerPushState.objects.filter(partner_id__in=partner_ids)
+    if states.filter(_free(now, stale_before)).update(holder=token, queued_until=until) == len(partner_ids):
+        return token, list(partner_ids)
+    holders = dict(states.values_list("partner_id", "holder"))
+    taken = [p for p in partner_ids if holders.get(p) == token]
+    taken += [p for p in partner_ids if p not in holders and _state_create(p, token, until)]
+    return token, taken
+
+
+def _take_one(partner_id: int, holder: str | None) -> str | None:
+    """Take the partner for this task: free, or already ours (`holder`, given to the task when it was enqueued)."""
+    if holder is None:
+        token, taken = _take([partner_id])
+        return token if taken else None
+    now = timezone.now()
+    mine = (Q(holder=holder) & _not_paused(now)) | _free(now)
+    state = PartnerPushState.objects.filter(mine, partner_id=partner_id)
+    if state.update(holder=holder, queued_until=now + _hold_for()):
+        return holder
+    return None
+
+
+def _let_go(partner_id: int, holder: str) -> None:
+    PartnerPushState.objects.filter(partner_id=partner_id, holder=holder).update(holder="", queued_until=None)
+
+
+def _partner_task(partner_id: int, holder: str | None, countdown: float | None = None) -> None:
+    from ocpi_core.tasks import outbox_deliver_partner_task
+
+    options: dict[str, Any] = {"retry": True, "retry_policy": _PUBLISH_RETRY}
+    if countdown:
+        options["countdown"] = countdown
+    outbox_deliver_partner_task.apply_async((partner_id, holder), **options)
+
+
+def outbox_wake(partner_ids: Iterable[int], *, stale_before: datetime | None = None) -> None:
+    """Hand these partners' due deliveries to the workers: one batch task per partner, enqueued only when none is
+    queued or running for it already (that one sends the new deliveries too). A broker outage only delays them: the
+    rows are the truth and the sweep wakes the partners later."""
+    ids = sorted(set(partner_ids))
+    if not ids:
+        return
+    token, taken = _take(ids, stale_before=stale_before)
+    for index, partner_id in enumerate(taken):
         try:
-            options: dict[str, Any] = {"retry": True, "retry_policy": _PUBLISH_RETRY}
-            if countdown:
-                options["countdown"] = countdown
-            outbox_deliver_task.apply_async((delivery_id,), **options)
-        except Exception:  # the outbox row is the truth; the sweep re-enqueues it
+            _partner_task(partner_id, token)
+        except Exception:  # the outbox row is the truth; the sweep wakes the partner
             logger.warning(
                 "Could not enqueue deliveries; the outbox sweep will send them",
-                extra={"delivery": delivery_id, "not_enqueued": len(ids) - index},
+                extra={"partner": partner_id, "not_enqueued": len(taken) - index},
                 exc_info=True,
             )
-            return  # the broker is down: do not wait for it once per delivery
+            for left in taken[index:]:
+                _let_go(left, token)
+            return  # the broker is down: do not wait for it once per partner
+
+
+def outbox_enqueue(ids: Sequence[int], countdown: float | None = None) -> None:
+    """Hand deliveries to the workers (their partners' batch tasks); with `countdown`, wake the partners then."""
+    partner_ids = set(Delivery.objects.filter(pk__in=list(ids)).values_list("partner_id", flat=True))
+    if countdown:
+        for partner_id in partner_ids:
+            outbox_timer(partner_id, countdown)
+    else:
+        outbox_wake(partner_ids)
+
+
+def outbox_timer(partner_id: int, countdown: float) -> None:
+    """Look at the partner again in `countdown` seconds (a delivery waits for its turn or its retry): the task runs
+    then only if no other batch task holds the partner (which sends what is due anyway)."""
+    try:
+        _partner_task(partner_id, None, countdown=max(countdown, 0.0))
+    except Exception:
+        logger.warning("Could not enqueue a push timer; the outbox sweep will send", exc_info=True)
 
 
 # --- delivering ---
@@ -225,6 +318,7 @@ class DeliveryOutcome:
     status: str
     retry_in: float | None = None
     follow_ups: tuple[int, ...] = ()
+    pause: float | None = None  # the partner failed (unreachable, 5xx, 429): send it nothing for this long
 
 
 NOOP = DeliveryOutcome("NOOP")
@@ -321,11 +415,17 @@ def _routing(partner: Partner, delivery: Delivery, receiver_roles: tuple[str, ..
 _TERMINAL = (Delivery.Status.DELIVERED, Delivery.Status.FAILED, Delivery.Status.SUPERSEDED)
 
 
+# False while a batch knows that none of its partner's deliveries waits for another (saves a query per delivery)
+_may_wait: ContextVar[bool] = ContextVar("push_may_wait", default=True)
+
+
 def _finish(delivery: Delivery, status: str, **changes: Any) -> DeliveryOutcome:
     changes.setdefault("lease_until", None)
     if not _held(delivery).update(status=status, **changes):
         return LOST
-    return DeliveryOutcome(status, follow_ups=_wake_waiting(delivery) if status in _TERMINAL else ())
+    delivery_finished(delivery, status)
+    woken = _wake_waiting(delivery) if status in _TERMINAL and _may_wait.get() else ()
+    return DeliveryOutcome(status, follow_ups=woken)
 
 
 def _retry(delivery: Delivery, delay: float, *, reason: str, hand_over: bool = True, **changes: Any) -> DeliveryOutcome:
@@ -408,7 +508,7 @@ def outbox_release(*, partners: Iterable[Partner]) -> int:
         window_start=now, next_attempt_at=now, last_error=""
     )
     if ids:
-        transaction.on_commit(lambda: outbox_enqueue(ids))
+        transaction.on_commit(lambda: _wake_now(ids))
     return len(ids)
 
 
@@ -419,6 +519,21 @@ def outbox_deliver(*, delivery_id: int) -> DeliveryOutcome:
     if how is None:
         return NOOP
     delivery = Delivery.objects.select_related("partner").get(pk=delivery_id)
+    return _deliver_claimed(delivery, how, now)
+
+
+def _deliver_claimed(
+    delivery: Delivery,
+    how: str,
+    now: datetime,
+    *,
+    clients: dict[Routing, OcpiClient] | None = None,
+    attempts: list[DeliveryAttempt] | None = None,
+    holds: dict[Routing, str | None] | None = None,
+) -> DeliveryOutcome:
+    """Send a delivery this worker holds (claimed `how`: "due" or "takeover"). A batch passes its partner (prefetched
+    endpoints and parties) on `delivery.partner`, a cache of clients, a list collecting the attempt log rows, and a
+    cache of the hold checks' answers per addressee (for the batch's short life)."""
     if how == "takeover":
         DeliveryAttempt.objects.create(
             delivery=delivery,
@@ -443,7 +558,12 @@ def outbox_deliver(*, delivery_id: int) -> DeliveryOutcome:
         return _finish(delivery, Delivery.Status.FAILED, last_error=f"Partner offers no {delivery.module} receiver")
 
     routing = _routing(partner, delivery, spec.receiver_roles)
-    hold = _hold_reason(delivery, routing)
+    if holds is not None and routing in holds:
+        hold = holds[routing]
+    else:
+        hold = _hold_reason(delivery, routing)
+        if holds is not None:
+            holds[routing] = hold
     if hold is not None:
         return _hold(delivery, hold, now)
 
@@ -466,7 +586,11 @@ def outbox_deliver(*, delivery_id: int) -> DeliveryOutcome:
             )
             if body is None:
                 return _finish(delivery, Delivery.Status.SUPERSEDED, last_error="The object no longer exists")
-        client = OcpiClient.for_partner(partner, routing=routing)
+        client = clients.get(routing) if clients is not None else None
+        if client is None:
+            client = OcpiClient.for_partner(partner, routing=routing)
+            if clients is not None:
+                clients[routing] = client
         result = client.request(delivery.method, url, json=body)
         http_status, ocpi_status = result.http_status, result.status_code
         if spec.delivered is not None:
@@ -483,12 +607,40 @@ def outbox_deliver(*, delivery_id: int) -> DeliveryOutcome:
     except PartnerCallError as exc:
         http_status, ocpi_status, error = exc.http_status, exc.ocpi_status_code, exc.message
         outcome = _after_failure(delivery, exc)
+        pause = _partner_pause(delivery, exc)
+        if pause is not None:
+            outcome = replace(outcome, pause=pause)
     except Exception as exc:  # a bug, a time limit, an undecryptable token: never leave the row IN_FLIGHT
         logger.exception("Delivery failed unexpectedly; retrying", extra={"delivery": delivery.pk})
         error = f"{exc.__class__.__name__}: {exc}"
         outcome = _retry(delivery, _backoff(delivery.attempts), reason=error)
-    _attempt_log(delivery, url, http_status, ocpi_status, started, error, outcome)
+    _attempt_log(delivery, url, http_status, ocpi_status, started, error, outcome, attempts)
     return outcome
+
+
+def _transient(exc: PartnerCallError) -> bool:
+    status = exc.http_status
+    return (
+        isinstance(exc, PartnerUnreachable)
+        or status is None
+        or status >= 500
+        or status == 408
+        or (isinstance(exc, PartnerRefused) and status < 400 and (exc.ocpi_status_code or 0) >= 3000)
+        or (isinstance(exc, PartnerBadResponse) and status < 400)
+    )
+
+
+def _partner_pause(delivery: Delivery, exc: PartnerCallError) -> float | None:
+    """How long the partner's batch stops after this failure: a 429 asks for it (Retry-After), a partner that is
+    unreachable or failing (5xx) gets the delivery's backoff; None when only this delivery is concerned."""
+    if isinstance(exc, UnsafeUrl):
+        return None
+    if exc.http_status == 429:
+        delay = _retry_after(exc.headers.get("Retry-After"))
+        return delay if delay is not None else _backoff(delivery.attempts)
+    if delivery.method == Delivery.Method.PATCH and (exc.http_status == 404 or exc.ocpi_status_code == 2003):
+        return None
+    return _backoff(delivery.attempts) if _transient(exc) else None
 
 
 def _after_failure(delivery: Delivery, exc: PartnerCallError) -> DeliveryOutcome:
@@ -514,15 +666,7 @@ def _after_failure(delivery: Delivery, exc: PartnerCallError) -> DeliveryOutcome
         return _retry(
             delivery, delay if delay is not None else _backoff(delivery.attempts), reason=exc.message, **codes
         )
-    transient = (
-        isinstance(exc, PartnerUnreachable)
-        or status is None
-        or status >= 500
-        or status == 408
-        or (isinstance(exc, PartnerRefused) and status < 400 and (exc.ocpi_status_code or 0) >= 3000)
-        or (isinstance(exc, PartnerBadResponse) and status < 400)
-    )
-    if transient:
+    if _transient(exc):
         return _retry(delivery, _backoff(delivery.attempts), reason=exc.message, **codes)
     return _finish(delivery, Delivery.Status.FAILED, last_error=exc.message, **codes)
 
@@ -535,8 +679,9 @@ def _attempt_log(
     started: float,
     error: str,
     outcome: DeliveryOutcome,
+    collect: list[DeliveryAttempt] | None = None,
 ) -> None:
-    DeliveryAttempt.objects.create(
+    attempt = DeliveryAttempt(
         delivery=delivery,
         method=delivery.method,
         url=url,
@@ -546,6 +691,10 @@ def _attempt_log(
         error=error[:2000],
         outcome=outcome.status if outcome.retry_in is None else "RETRY",
     )
+    if collect is None:
+        attempt.save()
+    else:
+        collect.append(attempt)
 
 
 # --- operations ---
@@ -561,19 +710,194 @@ def outbox_resend(*, deliveries: Iterable[Delivery]) -> int:
         status=Delivery.Status.PENDING, window_start=now, next_attempt_at=now, lease_until=None, attempts=0
     )
     if updated:
-        transaction.on_commit(lambda: outbox_enqueue(updated))
+        transaction.on_commit(lambda: _wake_now(updated))
     return len(updated)
 
 
+def _wake_now(ids: Sequence[int]) -> None:
+    """Operators' resend and a released hold: these go out now, also to a partner paused after failures."""
+    partner_ids = set(Delivery.objects.filter(pk__in=list(ids)).values_list("partner_id", flat=True))
+    PartnerPushState.objects.filter(partner_id__in=partner_ids).update(paused_until=None)
+    outbox_wake(partner_ids)
+
+
 def outbox_sweep(*, limit: int = 1000) -> int:
-    """Re-enqueue deliveries that are overdue (enqueue lost, Redis was down) or whose worker died mid-delivery."""
+    """Wake the partners of deliveries that are overdue (enqueue lost, Redis was down) or whose worker died
+    mid-delivery; also when a batch task holds the partner but has not shown life for the grace time (its message
+    or its worker is gone). Returns how many deliveries were found."""
     now = timezone.now()
     grace = timedelta(seconds=settings.OCPI_PUSH_SWEEP_GRACE_SECONDS)
     due = Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now - grace) | Q(
         status=Delivery.Status.IN_FLIGHT, lease_until__lt=now
     )
-    ids = list(Delivery.objects.filter(due).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
-    outbox_enqueue(ids)
-    if ids:
-        logger.info("Outbox sweep re-enqueued deliveries", extra={"count": len(ids)})
-    return len(ids)
+    rows = list(Delivery.objects.filter(due).order_by("next_attempt_at").values_list("pk", "partner_id")[:limit])
+    # a holder refreshes queued_until (now + lease) at every batch: one that did not within the grace time is stuck
+    outbox_wake({partner_id for _, partner_id in rows}, stale_before=now + _hold_for() - grace)
+    if rows:
+        logger.info("Outbox sweep woke the partners of overdue deliveries", extra={"count": len(rows)})
+    return len(rows)
+
+
+# --- delivering in batches, one task per partner ---
+
+
+@dataclass
+class BatchRun:
+    """What one run of a partner's batch task did. `status`: DONE (nothing due any more), CONTINUED (its time was up:
+    it enqueued itself again), PAUSED (the partner failed: the batch goes on after the pause), BUSY (another task
+    holds the partner, or it is paused), NO_PARTNER."""
+
+    status: str = "DONE"
+    outcomes: dict[str, int] | None = None
+
+    def count(self, outcome: DeliveryOutcome) -> None:
+        self.outcomes = self.outcomes or {}
+        self.outcomes[outcome.status] = self.outcomes.get(outcome.status, 0) + 1
+
+
+def _due(now: datetime) -> Q:
+    return Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now) | Q(
+        status=Delivery.Status.IN_FLIGHT, lease_until__lt=now
+    )
+
+
+def _claim_batch(partner: Partner, limit: int) -> tuple[list[tuple[Delivery, str]], datetime]:
+    """Take up to `limit` due deliveries of the partner, oldest first, in three statements whatever their number:
+    the candidates, one conditional UPDATE (so two workers never hold the same row), and the rows this worker got,
+    recognised by the lease it wrote (unique to this claim)."""
+    now = timezone.now()
+    due = _due(now)
+    candidates = dict(Delivery.objects.filter(due, partner=partner).order_by("pk").values_list("pk", "status")[:limit])
+    lease = now + timedelta(seconds=settings.OCPI_PUSH_LEASE_SECONDS, microseconds=1 + secrets.randbelow(999_999))
+    if not candidates:
+        return [], lease
+    Delivery.objects.filter(due, pk__in=list(candidates)).update(
+        status=Delivery.Status.IN_FLIGHT, lease_until=lease, attempts=F("attempts") + 1
+    )
+    claimed = []
+    for delivery in Delivery.objects.filter(
+        pk__in=list(candidates), status=Delivery.Status.IN_FLIGHT, lease_until=lease
+    ).order_by("pk"):
+        delivery.partner = partner  # its endpoints and parties are prefetched once per task
+        claimed.append((delivery, "takeover" if candidates[delivery.pk] == Delivery.Status.IN_FLIGHT else "due"))
+    return claimed, lease
+
+
+def _unclaim(rows: Sequence[Delivery], lease: datetime) -> None:
+    """Give back claimed deliveries this worker did not try (not an attempt); a row another worker took is left."""
+    if rows:
+        Delivery.objects.filter(
+            pk__in=[row.pk for row in rows], status=Delivery.Status.IN_FLIGHT, lease_until=lease
+        ).update(status=Delivery.Status.PENDING, lease_until=None, attempts=F("attempts") - 1)
+
+
+def outbox_deliver_partner(*, partner_id: int, holder: str | None = None) -> BatchRun:
+    """Send the partner's due deliveries, oldest first, one after the other over the pooled client, in batches of
+    OCPI_PUSH_BATCH_SIZE, until none is due (after OCPI_PUSH_BATCH_SECONDS the task enqueues itself again).
+
+    Only the partner's one batch task runs it (PartnerPushState: `holder` is the token `outbox_wake` gave the task;
+    None for a timer, which runs only if the partner is free). Every delivery goes through the same steps as
+    `outbox_deliver`: lease, order, hold checks, render, retry or dead letter. When the partner fails (unreachable,
+    5xx, 429) the rest of the batch is given back and the partner is paused for the backoff or its Retry-After."""
+    started = time.monotonic()
+    token = _take_one(partner_id, holder)
+    if token is None:
+        return _busy(partner_id, holder)
+    partner = Partner.objects.prefetch_related("endpoints", "parties").filter(pk=partner_id).first()
+    if partner is None:
+        return BatchRun("NO_PARTNER")
+    run = BatchRun()
+    clients: dict[Routing, OcpiClient] = {}
+    holds: dict[Routing, str | None] = {}
+    wake_in: float | None = None
+    lease_seconds = settings.OCPI_PUSH_LEASE_SECONDS
+    while True:
+        if time.monotonic() - started > settings.OCPI_PUSH_BATCH_SECONDS:
+            run.status = "CONTINUED"  # others' turn: go on from the back of the queue
+            try:
+                _partner_task(partner_id, token)
+            except Exception:  # the sweep wakes the partner
+                logger.warning("Could not enqueue the push batch again; the outbox sweep will send", exc_info=True)
+                _let_go(partner_id, token)
+            break
+        claimed, lease = _claim_batch(partner, settings.OCPI_PUSH_BATCH_SIZE)
+        claimed_at = time.monotonic()
+        if not claimed:
+            _let_go(partner_id, token)
+            # a change committed while we let go found the partner held and enqueued nothing: take it up again
+            if not Delivery.objects.filter(_due(timezone.now()), partner=partner).exists():
+                break
+            token = _take_one(partner_id, None) or ""
+            if not token:
+                break  # another task has it now
+            continue
+        if not PartnerPushState.objects.filter(partner_id=partner_id, holder=token).update(
+            queued_until=timezone.now() + _hold_for()
+        ):
+            _unclaim([row for row, _ in claimed], lease)
+            return BatchRun("BUSY")  # the sweep gave the partner to another task (this one looked stuck)
+        attempts: list[DeliveryAttempt] = []
+        pause: float | None = None
+        holds.clear()  # hold checks are asked again for every batch
+        # whether a delivery of the partner waits (for its turn or a retry) and may have to be woken; a wait that
+        # begins in this batch is this task's own (`_wait_for`); one begun by another worker has its own timer
+        waiting = Delivery.objects.filter(
+            partner=partner, status=Delivery.Status.PENDING, next_attempt_at__gt=timezone.now()
+        ).exists()
+        may_wait = _may_wait.set(waiting)
+        try:
+            for index, (delivery, how) in enumerate(claimed):
+                if time.monotonic() - claimed_at > lease_seconds / 2:  # the lease runs low: claim afresh
+                    _unclaim([row for row, _ in claimed[index:]], lease)
+                    break
+                outcome = _deliver_claimed(
+                    delivery, how, timezone.now(), clients=clients, attempts=attempts, holds=holds
+                )
+                run.count(outcome)
+                if outcome.retry_in is not None:
+                    _may_wait.set(True)
+                if outcome.pause is not None:
+                    _unclaim([row for row, _ in claimed[index + 1 :]], lease)
+                    pause = outcome.pause
+                    break
+                if outcome.retry_in:  # waits for its turn: look again then (woken earlier when the turn comes)
+                    wake_in = outcome.retry_in if wake_in is None else min(wake_in, outcome.retry_in)
+        finally:
+            _may_wait.reset(may_wait)
+            DeliveryAttempt.objects.bulk_create(attempts)
+        if pause is not None:
+            run.status = "PAUSED"
+            _pause(partner_id, token, pause)
+            break
+    if wake_in is not None and run.status == "DONE":
+        outbox_timer(partner_id, wake_in)
+    logger.debug("Push batch", extra={"partner": partner_id, "status": run.status, "outcomes": run.outcomes})
+    return run
+
+
+def _pause(partner_id: int, holder: str, seconds: float) -> None:
+    """Send the partner nothing for `seconds`; this task, still holding it, goes on then."""
+    now = timezone.now()
+    until = now + timedelta(seconds=seconds)
+    PartnerPushState.objects.filter(partner_id=partner_id, holder=holder).update(
+        paused_until=until, queued_until=until + _hold_for()
+    )
+    try:
+        _partner_task(partner_id, holder, countdown=seconds)
+    except Exception:  # the sweep wakes it once the pause and the hold are over
+        logger.warning("Could not enqueue the paused push batch; the outbox sweep will send", exc_info=True)
+
+
+def _busy(partner_id: int, holder: str | None) -> BatchRun:
+    """The partner is held by another task or paused. The holder of a pause that comes a moment early (a timer's
+    precision) waits for the pause's end again."""
+    if holder:
+        state = PartnerPushState.objects.filter(partner_id=partner_id, holder=holder).first()
+        now = timezone.now()
+        if state is not None and state.paused_until is not None and state.paused_until > now:
+            try:
+                _partner_task(partner_id, holder, countdown=(state.paused_until - now).total_seconds())
+            except Exception:  # the sweep wakes the partner once the pause and the hold are over
+                logger.warning("Could not enqueue the paused push batch; the outbox sweep will send", exc_info=True)
+            return BatchRun("PAUSED")
+    return BatchRun("BUSY")

@@ -29,20 +29,33 @@ def traffic_log_purge_task(batch_size: int = 5000) -> int:
 
 @shared_task(bind=True, acks_late=True, queue="push", soft_time_limit=60, time_limit=90)
 def outbox_deliver_task(self: Any, delivery_id: int) -> str:
-    """Send one outbox delivery to one partner. Running it twice is harmless (see push.outbox_deliver)."""
-    from ocpi_core.push import outbox_deliver, outbox_enqueue
+    """Send one outbox delivery to one partner. Running it twice is harmless (see push.outbox_deliver). Deliveries
+    now go in batches (outbox_deliver_partner_task); this stays for messages queued before an upgrade."""
+    from ocpi_core.models import Delivery
+    from ocpi_core.push import outbox_deliver, outbox_timer, outbox_wake
 
     outcome = outbox_deliver(delivery_id=delivery_id)
-    if outcome.follow_ups:  # deliveries that waited for this one (per-object order) may go now
-        outbox_enqueue(outcome.follow_ups)
-    if outcome.retry_in is not None:
-        outbox_enqueue([delivery_id], countdown=outcome.retry_in)
+    if outcome.follow_ups or outcome.retry_in is not None:
+        partner_id = Delivery.objects.filter(pk=delivery_id).values_list("partner_id", flat=True).first()
+        if partner_id is not None and outcome.follow_ups:  # deliveries that waited for this one may go now
+            outbox_wake([partner_id])
+        if partner_id is not None and outcome.retry_in is not None:
+            outbox_timer(partner_id, outcome.pause or outcome.retry_in)
     return outcome.status
+
+
+@shared_task(bind=True, acks_late=True, queue="push", soft_time_limit=150, time_limit=180)
+def outbox_deliver_partner_task(self: Any, partner_id: int, holder: str | None = None) -> str:
+    """Send one partner's due deliveries in order, in batches (see push.outbox_deliver_partner). At most one runs per
+    partner: `holder` is the token outbox_wake took the partner with; None for a timer. Running it twice is harmless."""
+    from ocpi_core.push import outbox_deliver_partner
+
+    return outbox_deliver_partner(partner_id=partner_id, holder=holder).status
 
 
 @shared_task(queue="push", soft_time_limit=50, time_limit=60)
 def outbox_sweep_task() -> int:
-    """Every minute: re-enqueue overdue deliveries (lost enqueues, dead workers, a Redis outage)."""
+    """Every minute: wake the partners of overdue deliveries (lost enqueues, dead workers, a Redis outage)."""
     from ocpi_core.push import outbox_sweep
 
     return outbox_sweep()

@@ -239,6 +239,10 @@ OCPI_PUSH_LEASE_SECONDS = env.float("OCPI_PUSH_LEASE_SECONDS", default=60.0)
 OCPI_PUSH_SWEEP_GRACE_SECONDS = env.float("OCPI_PUSH_SWEEP_GRACE_SECONDS", default=30.0)
 # Push: seconds after which a delivery held back (its addressee OFFLINE/SUSPENDED per HubClientInfo) is checked again.
 OCPI_PUSH_HOLD_RECHECK_SECONDS = env.float("OCPI_PUSH_HOLD_RECHECK_SECONDS", default=900.0)
+# Push batches (issue #3): one task per partner claims up to BATCH_SIZE due deliveries at a time and sends them in
+# order over the kept-alive client; after BATCH_SECONDS it re-enqueues itself (other partners get their turn).
+OCPI_PUSH_BATCH_SIZE = env.int("OCPI_PUSH_BATCH_SIZE", default=50)
+OCPI_PUSH_BATCH_SECONDS = env.float("OCPI_PUSH_BATCH_SECONDS", default=20.0)
 # ChargingProfiles (REFERENCE §12): seconds a sender is told to wait for the async result (ChargingProfileResponse
 # timeout), and the least time between two requests for the same session (quicker ones are answered TOO_OFTEN).
 OCPI_CHARGINGPROFILES_TIMEOUT = env.int("OCPI_CHARGINGPROFILES_TIMEOUT", default=30)

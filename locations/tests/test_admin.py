@@ -377,8 +377,8 @@ def test_location_edit_enqueues_the_delivery_after_commit(admin_client, receiver
         message.ack()
         queue.close()
     delivery = Delivery.objects.get()
-    assert message.headers["task"] == "ocpi_core.tasks.outbox_deliver_task"
-    assert message.payload[0] == [delivery.pk]
+    assert message.headers["task"] == "ocpi_core.tasks.outbox_deliver_partner_task"  # the partner's batch task
+    assert message.payload[0][0] == delivery.partner_id
 
 
 def test_saving_an_unchanged_location_changes_nothing(admin_client, receiver):

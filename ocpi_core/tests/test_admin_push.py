@@ -18,7 +18,16 @@ from kombu.simple import SimpleQueue
 from config.celery_app import app
 from conftest import make_partner
 from ocpi_core.constants import Role
-from ocpi_core.models import Delivery, DeliveryAttempt, Partner, PartnerEndpoint, Party, SyncRun, SyncState
+from ocpi_core.models import (
+    Delivery,
+    DeliveryAttempt,
+    Partner,
+    PartnerEndpoint,
+    PartnerPushState,
+    Party,
+    SyncRun,
+    SyncState,
+)
 
 DELIVERIES = reverse("admin:ocpi_core_delivery_changelist")
 RUNS = reverse("admin:ocpi_core_syncrun_changelist")
@@ -238,7 +247,10 @@ def test_resend_now_resets_failed_deliveries_and_queues_them(
     delivered.refresh_from_db()
     assert delivered.status == Delivery.Status.DELIVERED
     assert Delivery.objects.get(pk=outbox["refused"].pk).status == Delivery.Status.FAILED  # not selected
-    assert broker("push") == [("ocpi_core.tasks.outbox_deliver_task", [failed.pk], {})]
+    # the partner's batch task (one per partner, with the token it holds the partner by), not one per delivery
+    [(task, (partner_id, holder), kwargs)] = broker("push")
+    assert (task, partner_id, kwargs) == ("ocpi_core.tasks.outbox_deliver_partner_task", failed.partner_id, {})
+    assert PartnerPushState.objects.get(partner_id=failed.partner_id).holder == holder
 
 
 def test_view_only_staff_sees_the_outbox_but_cannot_resend(outbox):

@@ -14,6 +14,7 @@ from celery.contrib.testing.worker import start_worker
 from celery.schedules import crontab
 from django.conf import settings
 from django.utils import timezone
+from kombu import pools as kombu_pools
 
 from config.celery_app import app
 from ocpi_core.models import TrafficLog
@@ -31,6 +32,9 @@ def _drop_broker_pools() -> None:
         pool.force_close_all()
     app._pool = None  # type: ignore[attr-defined]
     app.amqp._producer_pool = None  # type: ignore[attr-defined]
+    # kombu also keeps its pools per broker URL, process-wide: the force-closed one would be handed out again
+    # (memory:// after a worker test: "Acquire on closed pool"), so later publishing would fail
+    kombu_pools.reset()
 
 
 @pytest.fixture
