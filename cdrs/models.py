@@ -24,6 +24,14 @@ class AuthMethod(models.TextChoices):
     WHITELIST = "WHITELIST", "WHITELIST"
 
 
+class Reconciliation(models.TextChoices):
+    """How a partner's CDR compares with our recomputation of it (cdrs.reconciliation)."""
+
+    MATCH = "MATCH", "match"
+    MISMATCH = "MISMATCH", "mismatch"
+    NOT_CHECKABLE = "NOT_CHECKABLE", "not checkable"
+
+
 class Cdr(models.Model):
     """OCPI CDR."""
 
@@ -74,6 +82,22 @@ class Cdr(models.Model):
     )
     receiver_location = models.URLField(
         max_length=512, blank=True, default="", help_text="Own CDRs: where the eMSP stored it (its Location header)"
+    )
+    reconciliation_status = models.CharField(
+        "reconciliation",
+        max_length=16,
+        choices=Reconciliation.choices,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="Partners' CDRs: the cost recomputed from the CDR's tariff matches (within "
+        "OCPI_RECONCILE_TOLERANCE), does not, or could not be recomputed; empty for our own CDRs",
+    )
+    reconciliation = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Partners' CDRs: the reason, our computed figures and the comparison, field by field",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

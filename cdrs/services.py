@@ -4,7 +4,9 @@ Receiver side (partners' CDRs, REFERENCE §8.2): a POST stores a CDR once. The s
 (idempotent, same Location); a different CDR reusing a stored (country_code, party_id, id) is refused with 2001 and
 HTTP 409, nothing changed (CDRs are immutable; corrections come as credit CDRs with a new id). The body's owner must
 be one of the calling partner's parties (2001 naming `country_code`/`party_id`: there is no URL to answer 404 for),
-and the token's owner one of our own eMSP parties (a CPO sends a CDR only to the eMSP concerned, §8.1).
+and the token's owner one of our own eMSP parties (a CPO sends a CDR only to the eMSP concerned, §8.1). A CDR newly
+stored is priced again from its tariff and compared (cdrs.reconciliation): the outcome is kept beside it, and never
+refuses it.
 
 Own side (we are the CPO): `cdr_generate` turns a completed own session into its CDR, sealed with the location, EVSE,
 connector, tariffs and token as they were at the session's start (the session's snapshot), priced by the tariff
@@ -25,6 +27,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from cdrs.models import Cdr
+from cdrs.reconciliation import cdr_reconcile
 from ocpi_core.client import OcpiResult
 from ocpi_core.constants import InterfaceRole, ModuleID, Role
 from ocpi_core.db import retry_on_conflict
@@ -281,7 +284,16 @@ def cdr_receive(*, partner: Partner, data: Any, own_emsp_parties: QuerySet[Party
     cdr.credit_of = _credited(cdr)
     cdr.full_clean(exclude=["doc", "pricing", "receiver_location"], validate_unique=False, validate_constraints=False)
     cdr.save()
+    _reconcile(cdr)
     return ReceiveResult(cdr, created=True)
+
+
+def _reconcile(cdr: Cdr) -> None:
+    """Price a received CDR again and flag discrepancies (cdrs.reconciliation); never refuses nor fails the CDR."""
+    try:
+        cdr_reconcile(cdr=cdr)
+    except Exception:
+        logger.exception("Reconciling a received CDR failed", extra={"cdr": cdr.ocpi_id, "party": cdr.party_id})
 
 
 def _push(cdr: Cdr) -> None:

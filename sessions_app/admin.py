@@ -1,7 +1,8 @@
 """The operators' back-office for sessions (STYLE §8): every session read-only (they change through the services,
 by the charge point side, the platform API and partners' pushes), with status badges, energy and duration columns,
-filters and search, and actions: stop (COMPLETED / INVALID) our own sessions, push them again to the token's eMSP,
-and send charging preferences (chosen in the action bar) for partners' sessions to their CPO.
+filters and search, the charging periods as a table and a power/energy chart (inline SVG, sessions_app.charts), and
+actions: stop (COMPLETED / INVALID) our own sessions, push them again to the token's eMSP, and send charging
+preferences (chosen in the action bar) for partners' sessions to their CPO.
 """
 
 from datetime import timedelta
@@ -18,6 +19,7 @@ from django.utils.safestring import SafeString
 from ocpi_core.admin import badge, service_error_message
 from ocpi_core.envelope import format_datetime
 from ocpi_core.exceptions import OcpiError
+from sessions_app.charts import periods_table, power_energy_chart, read_periods
 from sessions_app.models import ProfileTypeChoices, Session, SessionStatus
 from sessions_app.services import (
     session_charging_preferences_send,
@@ -159,7 +161,7 @@ class SessionAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Charging periods", {"fields": ("periods_json",)}),
+        ("Charging periods", {"fields": ("periods_chart", "periods_table", "periods_json")}),
         (
             "Charging preferences",
             {"fields": ("preferences_json", "charging_preferences_result", "charging_preferences_at")},
@@ -220,7 +222,15 @@ class SessionAdmin(admin.ModelAdmin):
         text = value if isinstance(value, str) else dumps_exact(value).decode()
         return format_html('<pre style="white-space:pre-wrap;max-width:900px">{}</pre>', text)
 
-    @admin.display(description="charging periods")
+    @admin.display(description="power and energy")
+    def periods_chart(self, obj: Session) -> SafeString | str:
+        return power_energy_chart(read_periods(obj.charging_periods, obj.end_date_time)) or "—"
+
+    @admin.display(description="periods")
+    def periods_table(self, obj: Session) -> SafeString | str:
+        return periods_table(read_periods(obj.charging_periods, obj.end_date_time))
+
+    @admin.display(description="as OCPI JSON")
     def periods_json(self, obj: Session) -> SafeString | str:
         return self._pre(obj.charging_periods)
 

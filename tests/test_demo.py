@@ -1,4 +1,5 @@
-"""`manage.py ocpi_demo`: idempotent demo parties, locations and tariffs, served to partners as valid OCPI objects."""
+"""`manage.py ocpi_demo`: idempotent demo parties, locations, tariffs, tokens and completed sessions with priced CDRs,
+served to partners as valid OCPI objects."""
 
 import io
 import json
@@ -12,7 +13,7 @@ from django.core.management import call_command
 
 from conftest import make_partner
 from locations.models import Connector, Evse, Location
-from ocpi_core.management.commands.ocpi_demo import demo_tariff_ids
+from ocpi_core.management.commands.ocpi_demo import demo_session_ids, demo_tariff_ids
 from ocpi_core.models import Delivery, Partner, PartnerEndpoint, Party
 from ocpi_core.validation import validate
 
@@ -36,6 +37,8 @@ def snapshot() -> tuple[Any, ...]:
         Connector.objects.count(),
         tariffs,
         Delivery.objects.count(),
+        sorted(apps.get_model("sessions_app", "Session").objects.values_list("ocpi_id", "last_updated", "doc")),
+        sorted(apps.get_model("cdrs", "Cdr").objects.values_list("ocpi_id", "session_id", "doc")),
     )
 
 
@@ -59,7 +62,9 @@ def test_demo_twice_is_idempotent_and_pushes_only_new_objects(db: None) -> None:
     assert first["own_parties"] == second["own_parties"] == ["NL*DMC CPO", "NL*DME EMSP"]
     assert first["created"]["locations"] == ["DMC-AMSTERDAM-01", "DMC-UTRECHT-01", "DMC-ROTTERDAM-01"]
     assert first["created"]["tokens"] == ["DME0001A1", "DME0002B2", "DME0003C3", "DME-APP-0004"]
-    assert second["created"] == {"tariffs": [], "locations": [], "tokens": []}
+    assert first["created"]["sessions"] == ["DMC-DEMO-SESSION-1", "DMC-DEMO-SESSION-2", "DMC-DEMO-SESSION-3"]
+    assert len(first["created"]["cdrs"]) == 3
+    assert second["created"] == {"tariffs": [], "locations": [], "tokens": [], "sessions": [], "cdrs": []}
     assert snapshot() == after_first
     pushed = sorted(Delivery.objects.filter(partner=partner).values_list("module", "method", "object_path"))
     expected = [("locations", "PUT", location_id) for location_id in first["created"]["locations"]]
@@ -80,6 +85,41 @@ def test_demo_tokens_are_valid_own_tokens_of_the_demo_emsp(db: None) -> None:
     ]
     for token in tokens:
         validate("Token", json.loads(token.doc))
+
+
+def test_demo_sessions_are_completed_with_periods_and_priced_cdrs(db: None) -> None:
+    from cdrs.models import Cdr
+    from sessions_app.models import Session
+
+    created = demo()["created"]
+
+    sessions = Session.objects.filter(partner=None, party_id="DMC").order_by("ocpi_id")
+    assert [s.ocpi_id for s in sessions] == demo_session_ids("DMC") == created["sessions"]
+    assert {s.location_id for s in sessions} == {"DMC-ROTTERDAM-01", "DMC-UTRECHT-01", "DMC-AMSTERDAM-01"}
+    for session in sessions:
+        assert session.status == "COMPLETED"
+        assert (session.token_party_id, session.token_uid) == ("DME", "DME0001A1")
+        assert session.end_date_time is not None
+        assert session.end_date_time > session.start_date_time
+        assert len(session.charging_periods or []) >= 3
+        assert session.kwh > 0
+        validate("Session", json.loads(session.doc))
+    cdrs = Cdr.objects.filter(partner=None, party_id="DMC", credit=False).order_by("session_id")
+    assert sorted(created["cdrs"]) == sorted(cdr.ocpi_id for cdr in cdrs)
+    assert [cdr.session_id for cdr in cdrs] == created["sessions"]
+    for cdr in cdrs:
+        data = cdr.data
+        validate("CDR", json.loads(cdr.doc))
+        assert data["total_cost"]["excl_vat"] > 0
+        assert data["total_cost"]["incl_vat"] > data["total_cost"]["excl_vat"]
+        assert data["tariffs"]
+        assert cdr.pricing
+        assert cdr.pricing["lines"]
+        assert "remark" not in data
+    garage = cdrs.get(session_id="DMC-DEMO-SESSION-3").data
+    assert garage["total_parking_cost"]["excl_vat"] > 0  # parked after charging
+    fast = cdrs.get(session_id="DMC-DEMO-SESSION-2").data
+    assert fast["total_time_cost"]["excl_vat"] > 0  # past the first 45 minutes
 
 
 def test_demo_without_partners_writes_no_outbox_rows(db: None) -> None:

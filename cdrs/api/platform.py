@@ -1,5 +1,6 @@
 """Platform API for CDRs (/api/cdrs/): the operator's own systems read every CDR (our own and partners'), the
-tariff engine's breakdown of our own, and issue credit CDRs.
+tariff engine's breakdown of our own, the reconciliation of partners' (their cost recomputed from their tariff), and
+issue credit CDRs.
 
 JWT-authenticated staff users (REST_FRAMEWORK defaults), DRF's error answers (`{"detail": ...}`,
 ocpi_core.exceptions.exception_handler). CDRs are returned as stored (OCPI JSON, digit for digit); they are never
@@ -17,7 +18,8 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from cdrs.models import Cdr
+from cdrs.models import Cdr, Reconciliation
+from cdrs.reconciliation import cdr_reconcile
 from cdrs.services import cdr_credit
 from ocpi_core.api.schema import object_schema
 
@@ -43,7 +45,14 @@ class PlatformPagination(LimitOffsetPagination):
 
 def _item(cdr: Cdr) -> bytes:
     """A list entry: our number, who holds it, and the CDR."""
-    head = orjson.dumps({"pk": cdr.pk, "own": cdr.is_own, "partner": cdr.partner.name if cdr.partner else None})
+    head = orjson.dumps(
+        {
+            "pk": cdr.pk,
+            "own": cdr.is_own,
+            "partner": cdr.partner.name if cdr.partner else None,
+            "reconciliation": cdr.reconciliation_status or None,
+        }
+    )
     return head[:-1] + b',"cdr":' + cdr.doc.encode() + b"}"
 
 
@@ -67,6 +76,8 @@ class CdrListView(APIView):
             queryset = queryset.filter(token_uid__iexact=params["token_uid"])
         if params.get("session_id"):
             queryset = queryset.filter(session_id__iexact=params["session_id"])
+        if params.get("reconciliation") in Reconciliation.values:
+            queryset = queryset.filter(reconciliation_status=params["reconciliation"])
         return queryset.order_by("-last_updated", "-pk")
 
     @extend_schema(
@@ -79,6 +90,12 @@ class CdrListView(APIView):
             OpenApiParameter("credit", str, enum=["true", "false"], description="Only credit CDRs, or none"),
             OpenApiParameter("token_uid", str, description="Only CDRs of this token uid"),
             OpenApiParameter("session_id", str, description="Only CDRs of this session"),
+            OpenApiParameter(
+                "reconciliation",
+                str,
+                enum=Reconciliation.values,
+                description="Only partners' CDRs whose reconciliation has this outcome",
+            ),
             OpenApiParameter("limit", {"type": "integer", "minimum": 1}, description="Page size (default 50, max 500)"),
             OpenApiParameter("offset", {"type": "integer", "minimum": 0}, description="Index of the first CDR"),
         ],
@@ -99,6 +116,12 @@ class CdrListView(APIView):
                                 "pk": {"type": "integer"},
                                 "own": {"type": "boolean"},
                                 "partner": {"type": "string", "nullable": True},
+                                "reconciliation": {
+                                    "type": "string",
+                                    "nullable": True,
+                                    "enum": [*Reconciliation.values, None],
+                                    "description": "Partners' CDRs: MATCH, MISMATCH or NOT_CHECKABLE",
+                                },
                                 "cdr": _CDR,
                             },
                         },
@@ -148,6 +171,77 @@ class CdrPricingView(APIView):
     def get(self, request: Request, cdr_pk: int) -> HttpResponse:
         cdr = get_object_or_404(Cdr, pk=cdr_pk, partner__isnull=True)
         return _json(orjson.dumps(cdr.pricing or {}))
+
+
+_RECONCILIATION = {
+    "type": "object",
+    "required": ["pk", "status", "reason"],
+    "properties": {
+        "pk": {"type": "integer"},
+        "status": {"type": "string", "enum": Reconciliation.values},
+        "reason": {"type": "string"},
+        "checked_at": {"type": "string", "format": "date-time"},
+        "tolerance": {"type": "string", "description": "OCPI_RECONCILE_TOLERANCE, currency units"},
+        "currency": {"type": "string"},
+        "tariff_id": {"type": "string"},
+        "tariff_source": {"type": "string", "description": "embedded in the CDR, or the partner's stored tariff"},
+        "time_zone": {"type": "string"},
+        "time_zone_source": {"type": "string", "description": "the partner's location, or UTC assumed"},
+        "theirs": {"type": "object", "additionalProperties": True, "description": "The CDR's totals"},
+        "ours": {"type": "object", "additionalProperties": True, "description": "Our totals (exact decimal strings)"},
+        "rows": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "vat": {"type": "string", "enum": ["excl_vat", "incl_vat"]},
+                    "theirs": {"type": "string", "nullable": True},
+                    "ours": {"type": "string", "nullable": True},
+                    "difference": {"type": "string", "nullable": True},
+                    "ok": {"type": "boolean", "nullable": True},
+                },
+            },
+        },
+        "notes": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": True,
+}
+_NOT_RECONCILED = {404: OpenApiResponse(description="Unknown CDR, or one of our own (priced here, not reconciled)")}
+
+
+class CdrReconciliationView(APIView):
+    """/api/cdrs/{cdr_pk}/reconciliation: a partner's CDR compared with our recomputation of its cost (GET), and
+    computed again, e.g. after its tariff or location arrived (POST)."""
+
+    @staticmethod
+    def _answer(cdr: Cdr) -> HttpResponse:
+        if not cdr.reconciliation_status:
+            cdr_reconcile(cdr=cdr)  # received before reconciliation existed: computed on first read
+        return _json(orjson.dumps({"pk": cdr.pk, **(cdr.reconciliation or {})}))
+
+    @extend_schema(
+        operation_id="platform_cdrs_reconciliation",
+        summary="The reconciliation of a partner's CDR (its cost recomputed from its tariff, compared)",
+        tags=[TAG],
+        parameters=_PK,
+        responses={200: _RECONCILIATION, **_ERRORS, **_NOT_RECONCILED},
+    )
+    def get(self, request: Request, cdr_pk: int) -> HttpResponse:
+        return self._answer(get_object_or_404(Cdr, pk=cdr_pk, partner__isnull=False))
+
+    @extend_schema(
+        operation_id="platform_cdrs_reconcile",
+        summary="Recompute the reconciliation of a partner's CDR",
+        tags=[TAG],
+        parameters=_PK,
+        request=None,
+        responses={200: _RECONCILIATION, **_ERRORS, **_NOT_RECONCILED},
+    )
+    def post(self, request: Request, cdr_pk: int) -> HttpResponse:
+        cdr = get_object_or_404(Cdr, pk=cdr_pk, partner__isnull=False)
+        cdr_reconcile(cdr=cdr)
+        return self._answer(cdr)
 
 
 class CdrCreditView(APIView):

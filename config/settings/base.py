@@ -84,8 +84,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
-    # SQLite: wait for the writer lock instead of failing at once when web and worker write together.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite: wait for the writer lock instead of failing at once when web and worker write together. Transactions
+    # take the lock when they begin (IMMEDIATE): one that read first and then wrote could not wait for it ("database
+    # is locked" at once, whatever the timeout), e.g. a charging profile applied while the simulator's beat ticks.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if DATABASES["default"]["NAME"].startswith(str(VAR_DIR)):
     VAR_DIR.mkdir(exist_ok=True)  # the embedded default needs no set-up step
@@ -144,7 +146,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"SessionStatusEnum": "sessions_app.models.SessionStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "sessions_app.models.SessionStatus",
+        "ChargingProfileResultEnum": "chargingprofiles.models.ResultType",
+        "CommandResultEnum": "commands.choices.CommandResultType",
+    },
     # What every /ocpi/ operation shares (auth, ids, routing headers, error envelopes) is added once, here.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -229,6 +235,9 @@ OCPI_TRAFFIC_LOG_FLUSH_SECONDS = env.float("OCPI_TRAFFIC_LOG_FLUSH_SECONDS", def
 # (a name of Python's decimal module, e.g. ROUND_HALF_UP, ROUND_HALF_EVEN); quantities and lines stay exact till then.
 OCPI_PRICE_DECIMALS = env.int("OCPI_PRICE_DECIMALS", default=4)
 OCPI_PRICE_ROUNDING = env.str("OCPI_PRICE_ROUNDING", default="ROUND_HALF_UP")
+# CDR reconciliation (cdrs.reconciliation): largest difference, in currency units, between a partner CDR's totals
+# and ours (recomputed from its tariff) still counted as a match. A decimal string: money is never a float.
+OCPI_RECONCILE_TOLERANCE = env.str("OCPI_RECONCILE_TOLERANCE", default="0.01")
 
 # Push (the outbox): retry backoff base and cap, how long a change is retried before it becomes a dead letter, how
 # long a worker holds a delivery before another may take it over, and how overdue a row must be for the sweep.

@@ -1,5 +1,6 @@
-"""`manage.py ocpi_demo`: our own demo parties (a CPO and an eMSP), the demo CPO's locations and tariffs, and the
-demo eMSP's tokens.
+"""`manage.py ocpi_demo`: our own demo parties (a CPO and an eMSP), the demo CPO's locations and tariffs, the
+demo eMSP's tokens, and a few completed sessions of the demo eMSP's card at the demo CPO's chargers with their priced
+CDRs.
 
 Idempotent: what exists is left as it is (an operator's later edits survive a second run). New objects are written
 through the module services, so their cached JSON is built and an outbox row is written for every registered partner
@@ -7,6 +8,7 @@ receiving the module (none on a fresh bootstrap). Ids carry the CPO's party id, 
 `--party-prefix`es publish distinct ids.
 """
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -313,8 +315,96 @@ def _load_tokens(party: Party) -> list[str]:
     return created
 
 
+# Completed demo sessions: (number, location suffix, site, EVSE, connector, hours before now it started, periods);
+# a period is (minutes, kWh, charging minutes, parking minutes): charging at 11 kW AC or up to 72 kW DC, and the
+# garage session ends parked (ENERGY 0, PARKING_TIME), so each tariff's dimensions show up in a CDR.
+_DEMO_SESSIONS: tuple[tuple[int, str, int, int, str, int, tuple[tuple[int, str, int, int], ...]], ...] = (
+    (1, "ROTTERDAM-01", 3, 1, "1", 30, ((20, "3.6", 20, 0), (20, "3.5", 20, 0), (15, "2.4", 15, 0))),
+    (
+        2,
+        "UTRECHT-01",
+        2,
+        1,
+        "1",
+        27,
+        ((15, "18.0", 15, 0), (15, "16.5", 15, 0), (15, "12.0", 15, 0), (20, "7.5", 20, 0)),
+    ),
+    (3, "AMSTERDAM-01", 1, 1, "1", 50, ((60, "10.5", 60, 0), (45, "6.2", 45, 0), (75, "0", 0, 75))),
+)
+
+
+def demo_session_ids(party_id: str) -> list[str]:
+    """The demo sessions' ids (deterministic: a second run finds them)."""
+    return [f"{party_id}-DEMO-SESSION-{number}" for number, *_ in _DEMO_SESSIONS]
+
+
+def _hours(minutes: int) -> Decimal:
+    return (Decimal(minutes) / 60).quantize(Decimal("0.000001")).normalize()
+
+
+def _load_sessions(cpo: Party, emsp: Party, now: datetime) -> tuple[list[str], list[str]]:
+    """(sessions, CDRs) created: completed own sessions of the demo eMSP's first card at the demo CPO's locations,
+    run through session_start / session_update / session_stop, so the CDR is generated and priced as for any
+    session. Sessions that exist are left alone (one query on a second run)."""
+    if not (apps.is_installed("sessions_app") and apps.is_installed("cdrs") and apps.is_installed("locations")):
+        return [], []
+    from cdrs.models import Cdr
+    from sessions_app.models import Session
+    from sessions_app.services import session_start, session_stop, session_update
+
+    ids = demo_session_ids(cpo.party_id)
+    existing = {
+        ocpi_id.upper()
+        for ocpi_id in Session.objects.filter(
+            partner__isnull=True, country_code=cpo.country_code, party_id=cpo.party_id, ocpi_id__in=ids
+        ).values_list("ocpi_id", flat=True)
+    }
+    card = demo_tokens(emsp)[0]
+    cdr_token = {name: card[name] for name in ("country_code", "party_id", "uid", "type", "contract_id")}
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    sessions: list[str] = []
+    cdrs: list[str] = []
+    for (_number, suffix, site, evse, connector, hours_ago, periods), session_id in zip(
+        _DEMO_SESSIONS, ids, strict=True
+    ):
+        if session_id.upper() in existing:
+            continue
+        at = hour - timedelta(hours=hours_ago)
+        session = session_start(
+            location_id=f"{cpo.party_id}-{suffix}",
+            evse_uid=f"{cpo.party_id}-{site:04d}-{evse:02d}",
+            connector_id=connector,
+            cdr_token=cdr_token,
+            auth_method="WHITELIST",
+            session_id=session_id,
+            start=at,
+            country_code=cpo.country_code,
+            party_id=cpo.party_id,
+        )
+        kwh = Decimal(0)
+        for minutes, energy, charging, parking in periods:
+            dimensions: list[dict[str, Any]] = [{"type": "ENERGY", "volume": Decimal(energy)}]
+            if charging:
+                dimensions.append({"type": "TIME", "volume": _hours(charging)})
+            if parking:
+                dimensions.append({"type": "PARKING_TIME", "volume": _hours(parking)})
+            kwh += Decimal(energy)
+            period = {"start_date_time": format_datetime(at), "dimensions": dimensions}
+            at += timedelta(minutes=minutes)
+            session_update(session=session, kwh=kwh, charging_period=period, at=at)
+        session_stop(session=session, at=at)
+        sessions.append(session_id)
+        cdr = Cdr.objects.filter(partner__isnull=True, session_id=session_id, credit=False).order_by("pk").first()
+        if cdr is not None:
+            cdrs.append(cdr.ocpi_id)
+    return sessions, cdrs
+
+
 class Command(JsonCommand):
-    help = "Load demo data: our own CPO and eMSP parties, the CPO's locations and tariffs, the eMSP's tokens."
+    help = (
+        "Load demo data: our own CPO and eMSP parties, the CPO's locations and tariffs, the eMSP's tokens, and a few "
+        "completed sessions of the eMSP's card at the CPO's locations with their priced CDRs."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--country-code", default=None, help="Country code of the demo parties (default NL)")
@@ -338,9 +428,16 @@ class Command(JsonCommand):
         tariffs = _load_tariffs(cpo, stamp) if cpo else []
         locations = _load_locations(cpo, stamp) if cpo else []
         tokens = _load_tokens(emsp) if emsp else []
+        sessions, cdrs = _load_sessions(cpo, emsp, timezone.now()) if cpo and emsp else ([], [])
         return {
             "ok": True,
             "own_parties": parties,
-            "created": {"tariffs": tariffs, "locations": locations, "tokens": tokens},
+            "created": {
+                "tariffs": tariffs,
+                "locations": locations,
+                "tokens": tokens,
+                "sessions": sessions,
+                "cdrs": cdrs,
+            },
             "base_url": settings.OCPI_BASE_URL,
         }
