@@ -18,7 +18,7 @@ from commands.choices import CommandResponseType, CommandResultType, CommandType
 from commands.models import Command, Reservation
 from commands.services import command_send, reservation_cancel_by_cpo
 from commands.tasks import command_result_send_task, enqueue
-from ocpi_core.admin import SERVICE_ERRORS, badge, service_error_message
+from ocpi_core.admin import SERVICE_ERRORS, badge, changelist_link, service_error_message
 from ocpi_core.constants import ModuleID, Role
 from ocpi_core.envelope import format_datetime
 from ocpi_core.models import Partner, Party
@@ -139,6 +139,7 @@ class CommandAdmin(admin.ModelAdmin):
                     "evse_uid",
                     "connector_id",
                     "session_id",
+                    "session_link",
                     "reservation_id",
                     "authorization_reference",
                     "gateway",
@@ -174,6 +175,13 @@ class CommandAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Command | None = None) -> bool:
         return False
+
+    @admin.display(description="session")
+    def session_link(self, obj: Command) -> SafeString | str:
+        """The session the command is about (STOP_SESSION's session_id, or the one a START started), by its id."""
+        if not obj.session_id:
+            return "—"
+        return changelist_link("sessions_app.session", {"ocpi_id": obj.session_id}, f"session {obj.session_id}")
 
     @admin.display(description="direction", ordering="direction")
     def direction_badge(self, obj: Command) -> SafeString:

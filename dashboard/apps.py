@@ -5,3 +5,6 @@ class DashboardConfig(AppConfig):
     name = "dashboard"
     verbose_name = "Dashboard"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from dashboard import rollup  # noqa: F401 (connects the rollup's post_save receiver)

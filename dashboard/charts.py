@@ -1,6 +1,7 @@
 """Server-rendered inline SVG charts (no JavaScript, no external assets): stacked bars per day, a line per day and a
 horizontal share bar. Every text is escaped; every bar and point carries a <title> (the browser's tooltip)."""
 
+import math
 from collections.abc import Sequence
 
 from django.utils.html import escape
@@ -29,7 +30,7 @@ def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
     step = 10 ** (len(str(int(value))) - 1)
-    return float(((int(value) // step) + 1) * step)
+    return float(math.ceil(value / step) * step)  # 100 % stays 100 (not 200); 51.3 → 60
 
 
 def _frame(title: str, y_max: float, unit: str, days: Sequence[str]) -> list[str]:

@@ -4,7 +4,8 @@ between SQLite and PostgreSQL); Python only joins, labels and splits the (few) r
 Energy is the sessions' kWh, counted on the day the session started (UTC), INVALID sessions left out. Our own
 sessions (partner empty: we are the CPO) are split by location and by the eMSP party of their token; partners'
 sessions (we are the eMSP) by CPO partner. EVSE availability comes from the status history (dashboard.models):
-each status holds until the EVSE's next change, cut at midnight and at now.
+each status holds until the EVSE's next change, cut at midnight and at now; whole days are read from the daily
+rollup of that history (dashboard.rollup), only today from the raw changes.
 """
 
 import csv
@@ -20,7 +21,8 @@ from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Ou
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from dashboard.models import EvseStatusChange
+from dashboard.models import EvseStatusChange, EvseStatusDay
+from dashboard.rollup import day_spans
 from locations.models import Connector, Evse, Location
 from ocpi_core.models import Delivery, Partner, Party, SyncState
 from sessions_app.models import Session, SessionStatus
@@ -338,12 +340,12 @@ def _evses(filters: Filters) -> QuerySet[Evse]:
     return evses
 
 
-def availability(filters: Filters, *, now: datetime | None = None) -> dict[str, Any]:
-    """Per day, the share of EVSE time in each status. Each EVSE's status at the start of the period (its last
-    change before it: one index lookup per EVSE) and its changes within the period (a range on `since`) make the
-    intervals, cut at each midnight and at now; time before an EVSE's first recorded status is not counted."""
-    now = now or timezone.now()
-    lower, upper = filters.lower, min(filters.upper, now)
+def _history_seconds(
+    filters: Filters, lower: datetime, stop: datetime, per_day: list[dict[str, float]], seen: set[int]
+) -> None:
+    """Add the seconds of [lower, stop) per day and status from the raw history: each EVSE's status at `lower` (its
+    last change before it: one index lookup per EVSE) and its changes up to `stop` make the intervals, cut at each
+    midnight and at `stop`. `seen` gets every EVSE with a status before `stop`."""
     before = EvseStatusChange.objects.filter(evse_id=OuterRef("pk"), since__lt=lower).order_by("-since", "-pk")
     changes: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
     for pk, status in (
@@ -351,18 +353,18 @@ def availability(filters: Filters, *, now: datetime | None = None) -> dict[str, 
     ):
         if status is not None:
             changes[pk].append((lower, status))
-    in_period = EvseStatusChange.objects.filter(since__gte=lower, since__lt=upper)
+    in_period = EvseStatusChange.objects.filter(since__gte=lower, since__lt=stop)
     if filters.location or filters.partner is not None:
         in_period = in_period.filter(evse__in=_evses(filters))
     for evse_id, since, status in in_period.order_by("evse_id", "since", "pk").values_list(
         "evse_id", "since", "status"
     ):
         changes[evse_id].append((since, status))
+    seen.update(changes)
     # epoch seconds and day indexes: plain float arithmetic (the loop runs once per interval and midnight)
-    base, stop, days_n = lower.timestamp(), upper.timestamp(), len(filters.days)
-    per_day: list[dict[str, float]] = [defaultdict(float) for _ in range(days_n)]
+    base, end_at, days_n = filters.lower.timestamp(), stop.timestamp(), len(per_day)
     for intervals in changes.values():
-        stamps = [since.timestamp() for since, _ in intervals] + [stop]
+        stamps = [since.timestamp() for since, _ in intervals] + [end_at]
         for index, (_since, status) in enumerate(intervals):
             if status in NOT_IN_SERVICE:
                 continue
@@ -373,8 +375,50 @@ def availability(filters: Filters, *, now: datetime | None = None) -> dict[str, 
                 if slot < days_n:
                     per_day[slot][status] += cut - start
                 start = cut
+
+
+def _rollup_seconds(filters: Filters, split: datetime, per_day: list[dict[str, float]]) -> None:
+    """Add the seconds of the whole days [filters.lower, split) per day and status: the closed intervals from the
+    daily rollup (one GROUP BY day, status in the database), plus each EVSE's open interval (its last change, one
+    index lookup per EVSE) from its start up to `split`."""
+    closed = EvseStatusDay.objects.filter(day__gte=filters.start, day__lt=split.date(), microseconds__gt=0).exclude(
+        status__in=NOT_IN_SERVICE
+    )
+    if filters.location or filters.partner is not None:
+        closed = closed.filter(evse__in=_evses(filters))
+    for day, status, us in closed.values_list("day", "status").annotate(us=Sum("microseconds")).order_by():
+        per_day[(day - filters.start).days][status] += us / 1e6
+    last = EvseStatusChange.objects.filter(evse_id=OuterRef("pk")).order_by("-since", "-pk")
+    for since, status in (
+        _evses(filters)
+        .annotate(last_since=Subquery(last.values("since")[:1]), last_status=Subquery(last.values("status")[:1]))
+        .filter(last_since__lt=split)
+        .values_list("last_since", "last_status")
+    ):
+        if status in NOT_IN_SERVICE:
+            continue
+        for day, us in day_spans(max(since, filters.lower), split):
+            per_day[(day - filters.start).days][status] += us / 1e6
+
+
+def availability(filters: Filters, *, now: datetime | None = None) -> dict[str, Any]:
+    """Per day, the share of EVSE time in each status: each status holds from its change until the EVSE's next
+    change, cut at each midnight and at now; time before an EVSE's first recorded status is not counted.
+
+    The whole days before today come from the daily rollup (dashboard.rollup: a database aggregate, whatever the
+    period's length), today (up to now) from the raw history, so a change stamped in the future counts only up to
+    now."""
+    now = now or timezone.now()
+    stop = min(filters.upper, now)
+    today = datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
+    split = max(filters.lower, min(filters.upper, today))
+    per_day: list[dict[str, float]] = [defaultdict(float) for _ in filters.days]
+    if split > filters.lower:
+        _rollup_seconds(filters, split, per_day)
+    seen: set[int] = set()  # the EVSEs with a status before stop (before the period, or changed within it)
+    _history_seconds(filters, split, stop, per_day, seen)
     seconds: dict[date, dict[str, float]] = dict(zip(filters.days, per_day, strict=True))
-    statuses = sorted({status for day in seconds.values() for status in day})
+    statuses = sorted({status for day in seconds.values() for status, value in day.items() if value > 0})
     days = []
     for day in filters.days:
         total = sum(seconds[day].values())
@@ -389,7 +433,7 @@ def availability(filters: Filters, *, now: datetime | None = None) -> dict[str, 
     overall = {
         s: round(sum(day.get(s, 0) for day in seconds.values()) / total_all, 4) if total_all else 0 for s in statuses
     }
-    return {"evses": len(changes), "statuses": statuses, "overall": overall, "days": days}
+    return {"evses": len(seen), "statuses": statuses, "overall": overall, "days": days}
 
 
 # --- push and sync health ---

@@ -38,7 +38,7 @@ from locations.services import (
     location_save_from_admin,
     own_object_errors,
 )
-from ocpi_core.admin import SERVICE_ERRORS, badge, service_error_message
+from ocpi_core.admin import SERVICE_ERRORS, badge, related_links, service_error_message
 from ocpi_core.constants import Role
 from ocpi_core.mapping import OcpiMapper
 from ocpi_core.models import Party
@@ -600,7 +600,15 @@ class LocationAdmin(admin.ModelAdmin):
         "energy_mix",
     )
     business = ("operator", "suboperator", "owner")
-    bookkeeping = ("last_updated", "evse_statuses", "evse_add", "deliveries", "created_at", "updated_at")
+    bookkeeping = (
+        "last_updated",
+        "evse_statuses",
+        "evse_add",
+        "related",
+        "deliveries",
+        "created_at",
+        "updated_at",
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Location]:
         # doc (the cached JSON) can be large: loaded only where it is shown; EVSEs for the status column in one query
@@ -672,6 +680,12 @@ class LocationAdmin(admin.ModelAdmin):
     @admin.display(description="push")
     def deliveries(self, obj: Location) -> SafeString | str:
         return deliveries_link(obj, obj.ocpi_id) if obj.is_own else "—"
+
+    @admin.display(description="this location's")
+    def related(self, obj: Location) -> SafeString:
+        """Its sessions and CDRs: the changelists filtered on their own location and CPO party fields."""
+        params = {"location_id": obj.ocpi_id, "country_code": obj.country_code, "party_id": obj.party_id}
+        return related_links([("sessions_app.session", params, "sessions"), ("cdrs.cdr", params, "CDRs")])
 
     @admin.display(description="new EVSE")
     def evse_add(self, obj: Location) -> SafeString | str:
@@ -793,14 +807,14 @@ class EvseAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Evse | None = None) -> Any:
         if obj is None:
             return ((None, {"fields": ("location", *self.fields_own)}),)
-        fields = ["location_link", *self.fields_own, "last_updated", "deliveries"]
+        fields = ["location_link", *self.fields_own, "last_updated", "status_history", "deliveries"]
         fields[fields.index("status")] = "status_badge"
         return ((None, {"fields": fields}),)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Evse | None = None) -> tuple[str, ...]:
         if obj is None:
             return ()
-        return ("location_link", "uid", "status_badge", "last_updated", "deliveries")
+        return ("location_link", "uid", "status_badge", "last_updated", "status_history", "deliveries")
 
     def has_change_permission(self, request: HttpRequest, obj: Evse | None = None) -> bool:
         if obj is not None and not obj.location.is_own:
@@ -837,6 +851,10 @@ class EvseAdmin(admin.ModelAdmin):
     @admin.display(description="connectors")
     def connector_count(self, obj: Evse) -> int:
         return getattr(obj, "connector_total", 0)
+
+    @admin.display(description="status history")
+    def status_history(self, obj: Evse) -> SafeString:
+        return related_links([("dashboard.evsestatuschange", {"evse__id__exact": obj.pk}, "status changes")])
 
     @admin.display(description="push")
     def deliveries(self, obj: Evse) -> SafeString | str:

@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 from django.utils.timezone import localtime
@@ -62,6 +63,19 @@ def badge(text: str, colour: str, title: str = "") -> SafeString:
         colour,
         text,
     )
+
+
+def changelist_link(model: str, params: dict[str, Any], text: str) -> SafeString:
+    """A link to an admin changelist ("app_label.model") filtered by `params`: list_filter parameters or lookups on
+    the target model's own fields (which ModelAdmin.lookup_allowed always accepts)."""
+    app_label, model_name = model.split(".")
+    url = reverse(f"admin:{app_label}_{model_name}_changelist") + "?" + urlencode(params)
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
+def related_links(links: list[tuple[str, dict[str, Any], str]]) -> SafeString:
+    """Several filtered changelist links, separated by middle dots."""
+    return format_html_join(" · ", "{}", ((changelist_link(*link),) for link in links))
 
 
 def service_error_message(exc: Exception) -> str:
@@ -152,11 +166,13 @@ class PartnerAdmin(admin.ModelAdmin):
                 "description": "How this partner's implementation differs from the letter of OCPI 2.2.1.",
             },
         ),
+        ("Related", {"fields": ("related",)}),
         ("Push and pull sync", {"fields": ("push_sync_summary",)}),
         ("Conformance self-test", {"fields": ("selftest_summary",)}),
         ("Bookkeeping", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
     readonly_fields = (
+        "related",
         "push_sync_summary",
         "selftest_summary",
         "status_badge",
@@ -216,6 +232,22 @@ class PartnerAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Partner) -> SafeString:
         return badge(obj.status, _STATUS_COLOURS.get(obj.status, _GREY), obj.get_status_display())
+
+    @admin.display(description="this partner's")
+    def related(self, obj: Partner) -> SafeString:
+        """Filtered changelists of the partner's data (its FK as the changelists' own `partner__id__exact`)."""
+        params = {"partner__id__exact": obj.pk}
+        return related_links(
+            [
+                ("ocpi_core.trafficlog", params, "traffic log"),
+                ("ocpi_core.delivery", params, "deliveries"),
+                ("ocpi_core.syncrun", params, "sync runs"),
+                ("sessions_app.session", params, "sessions"),
+                ("cdrs.cdr", params, "CDRs"),
+                ("tokens.token", params, "tokens"),
+                ("commands.command", params, "commands"),
+            ]
+        )
 
     @admin.display(description="roles")
     def roles(self, obj: Partner) -> str:

@@ -264,3 +264,9 @@ def test_hook_records_an_own_status_change(own_parties: list[Party]) -> None:
     evse_status_set(key=Key("NL", "OWN", "LOC1", evse.uid), status="OUTOFORDER", at=datetime.now(UTC))
     evse_status_set(key=Key("NL", "OWN", "LOC1", evse.uid), status="AVAILABLE", at=datetime.now(UTC))
     assert statuses(evse) == ["AVAILABLE", "OUTOFORDER", "AVAILABLE"]
+
+
+def test_chart_axes_end_at_the_next_round_value_not_beyond() -> None:
+    from dashboard.charts import _nice_max
+
+    assert [_nice_max(v) for v in (0, 0.4, 3, 51.3, 60, 100, 100.5, 1234)] == [1, 1, 3, 60, 60, 100, 200, 2000]

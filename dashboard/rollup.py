@@ -1,0 +1,133 @@
+"""The daily availability rollup (dashboard.models.EvseStatusDay), kept incrementally.
+
+A status holds from its change's `since` until the EVSE's next change (ordered by since, then pk). Each closed
+interval is split at UTC midnights and its microseconds are added to (EVSE, day, status) rows with one portable upsert
+(INSERT ... ON CONFLICT DO UPDATE: PostgreSQL and SQLite). A change saved through the ORM (post_save, in its
+transaction) closes or splits the interval it falls into, so changes arriving out of order are exact:
+
+- between `prev` and `next`: prev's status loses [since, next) and the new status gains it;
+- after the last change: prev's status gains [prev.since, since) (the new change is the open interval);
+- before the first change: the new status gains [since, next).
+
+Writers of one EVSE are serialised by the location lock (locations.services), so prev/next are stable. Bulk loads
+that bypass the ORM (bulk_create, COPY) and deletions of history rows call rollup_rebuild() for the EVSEs concerned.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from dashboard.models import EvseStatusChange, EvseStatusDay
+
+_DAY = timedelta(days=1)
+_MICROSECOND = timedelta(microseconds=1)
+_BATCH = 5000
+
+
+def day_spans(start: datetime, end: datetime) -> Iterator[tuple[date, int]]:
+    """[start, end) split at UTC midnights: (day, microseconds) for each day it touches (nothing when empty)."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    while start < end:
+        cut = min(end, datetime.combine(start.date() + _DAY, time.min, tzinfo=UTC))
+        yield start.date(), (cut - start) // _MICROSECOND
+        start = cut
+
+
+def _upsert(rows: Iterable[tuple[int, date, str, int]]) -> None:
+    """Add microseconds to (evse, day, status) rows, creating them as needed (negative amounts subtract)."""
+    merged: dict[tuple[int, date, str], int] = defaultdict(int)
+    for evse_id, day, status, us in rows:  # one row per key: ON CONFLICT cannot touch a row twice in one statement
+        merged[(evse_id, day, status)] += us
+    rows = [(*key, us) for key, us in merged.items() if us]
+    if not rows:
+        return
+    table = EvseStatusDay._meta.db_table
+    adapt = connection.ops.adapt_datefield_value
+    with connection.cursor() as cursor:
+        for offset in range(0, len(rows), 500):
+            chunk = rows[offset : offset + 500]
+            cursor.execute(
+                f"INSERT INTO {table} (evse_id, day, status, microseconds) VALUES "  # noqa: S608 (our table name)
+                + ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+                + f" ON CONFLICT (evse_id, day, status) DO UPDATE"
+                f" SET microseconds = {table}.microseconds + excluded.microseconds",
+                [value for evse_id, day, status, us in chunk for value in (evse_id, adapt(day), status, us)],
+            )
+
+
+def _interval(evse_id: int, status: str, start: datetime, end: datetime, sign: int = 1) -> list[tuple]:
+    return [(evse_id, day, status, sign * us) for day, us in day_spans(start, end)]
+
+
+def rollup_change(change: EvseStatusChange) -> None:
+    """Account for a new status change (see the module's docstring)."""
+    changes = EvseStatusChange.objects.filter(evse_id=change.evse_id).exclude(pk=change.pk)
+    since = change.since
+    prev = (
+        changes.filter(Q(since__lt=since) | Q(since=since, pk__lt=change.pk))
+        .order_by("-since", "-pk")
+        .values_list("since", "status")
+        .first()
+    )
+    after = (
+        changes.filter(Q(since__gt=since) | Q(since=since, pk__gt=change.pk))
+        .order_by("since", "pk")
+        .values_list("since", flat=True)
+        .first()
+    )
+    rows: list[tuple] = []
+    if after is not None:
+        if prev is not None:
+            rows += _interval(change.evse_id, prev[1], since, after, -1)
+        rows += _interval(change.evse_id, change.status, since, after)
+    elif prev is not None:
+        rows += _interval(change.evse_id, prev[1], prev[0], since)
+    _upsert(rows)
+
+
+@receiver(post_save, sender=EvseStatusChange, dispatch_uid="dashboard_rollup_change")
+def _on_change(sender: Any, instance: EvseStatusChange, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    if created and not raw:
+        rollup_change(instance)
+
+
+def rollup_rebuild(evse_ids: Iterable[int] | None = None, *, models: tuple[Any, Any] | None = None) -> int:
+    """Recompute the rollup from the history (all EVSEs, or these), streaming it in order; returns the rows written.
+    `models`: the (EvseStatusChange, EvseStatusDay) of a migration's state."""
+    change_model, day_model = models or (EvseStatusChange, EvseStatusDay)
+    changes = change_model.objects.all()
+    days = day_model.objects.all()
+    if evse_ids is not None:
+        evse_ids = list(evse_ids)
+        changes, days = changes.filter(evse_id__in=evse_ids), days.filter(evse_id__in=evse_ids)
+    days.delete()
+    written = 0
+    pending: dict[tuple[int, date, str], int] = defaultdict(int)
+    previous: tuple[int, datetime, str] | None = None
+
+    def flush() -> None:
+        nonlocal written
+        created = day_model.objects.bulk_create(
+            day_model(evse_id=evse_id, day=day, status=status, microseconds=us)
+            for (evse_id, day, status), us in pending.items()
+            if us
+        )
+        written += len(created)
+        pending.clear()
+
+    rows = changes.order_by("evse_id", "since", "pk").values_list("evse_id", "since", "status")
+    for evse_id, since, status in rows.iterator(chunk_size=_BATCH):
+        if previous is not None and previous[0] == evse_id:
+            for day, us in day_spans(previous[1], since):
+                pending[(evse_id, day, previous[2])] += us
+        elif len(pending) >= _BATCH:  # flushed between EVSEs only: one EVSE's keys are never split
+            flush()
+        previous = (evse_id, since, status)
+    flush()
+    return written

@@ -1,0 +1,174 @@
+"""The daily availability rollup (dashboard.rollup): intervals across midnight and several days, changes arriving out
+of order, the rebuild, the PATCH path, and availability() from the rollup equal to the raw history's computation."""
+
+import random
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from django.test import Client
+
+from conftest import auth_header, make_partner
+from dashboard import services
+from dashboard.models import EvseStatusChange, EvseStatusDay
+from dashboard.rollup import day_spans, rollup_rebuild
+from dashboard.services import Filters, availability
+from locations.models import Evse
+from locations.services import Key, location_put
+from locations.tests.factories import location_data, own_location
+from ocpi_core.constants import Role
+from ocpi_core.models import Party
+
+DAY1 = date(2025, 3, 1)
+HOUR = 3600 * 10**6  # microseconds
+
+
+def at(day: date, hour: float) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(hours=hour)
+
+
+def rollup(evse: Evse) -> dict[tuple[date, str], int]:
+    return {
+        (day, status): us
+        for day, status, us in EvseStatusDay.objects.filter(evse=evse, microseconds__gt=0).values_list(
+            "day", "status", "microseconds"
+        )
+    }
+
+
+@pytest.fixture
+def evse(own_parties: list[Party]) -> Evse:
+    own_location("LOC9")
+    evse = Evse.objects.get(location__ocpi_id="LOC9")
+    EvseStatusChange.objects.filter(evse=evse).delete()
+    rollup_rebuild([evse.pk])
+    return evse
+
+
+def test_day_spans_cut_at_each_utc_midnight() -> None:
+    assert list(day_spans(at(DAY1, 22), at(DAY1, 22))) == []
+    assert list(day_spans(at(DAY1, 22), at(DAY1, 50))) == [
+        (DAY1, 2 * HOUR),
+        (DAY1 + timedelta(days=1), 24 * HOUR),
+        (DAY1 + timedelta(days=2), 2 * HOUR),
+    ]
+
+
+HISTORY = [
+    ("AVAILABLE", at(DAY1, 6)),
+    ("CHARGING", at(DAY1, 22)),  # crosses midnight
+    ("OUTOFORDER", at(DAY1, 26)),  # 02:00 on day 2, holds for two days and a half
+    ("AVAILABLE", at(DAY1, 84)),  # 12:00 on day 4: the open interval, not in the rollup
+]
+EXPECTED = {
+    (DAY1, "AVAILABLE"): 16 * HOUR,
+    (DAY1, "CHARGING"): 2 * HOUR,
+    (DAY1 + timedelta(days=1), "CHARGING"): 2 * HOUR,
+    (DAY1 + timedelta(days=1), "OUTOFORDER"): 22 * HOUR,
+    (DAY1 + timedelta(days=2), "OUTOFORDER"): 24 * HOUR,
+    (DAY1 + timedelta(days=3), "OUTOFORDER"): 12 * HOUR,
+}
+
+
+def test_changes_in_order_across_midnight_and_several_days(evse: Evse) -> None:
+    for status, since in HISTORY:
+        EvseStatusChange.objects.create(evse=evse, status=status, since=since)
+    assert rollup(evse) == EXPECTED
+    assert rollup_rebuild([evse.pk]) == len(EXPECTED)
+    assert rollup(evse) == EXPECTED
+
+
+@pytest.mark.parametrize("order", [(3, 2, 1, 0), (0, 3, 1, 2), (2, 0, 3, 1), (1, 3, 0, 2)])
+def test_changes_out_of_order(evse: Evse, order: tuple[int, ...]) -> None:
+    for index in order:
+        status, since = HISTORY[index]
+        EvseStatusChange.objects.create(evse=evse, status=status, since=since)
+    assert rollup(evse) == EXPECTED
+
+
+def test_two_changes_at_the_same_instant_follow_pk_order(evse: Evse) -> None:
+    EvseStatusChange.objects.create(evse=evse, status="AVAILABLE", since=at(DAY1, 0))
+    EvseStatusChange.objects.create(evse=evse, status="BLOCKED", since=at(DAY1, 10))
+    EvseStatusChange.objects.create(evse=evse, status="CHARGING", since=at(DAY1, 10))  # BLOCKED lasts 0 s
+    EvseStatusChange.objects.create(evse=evse, status="AVAILABLE", since=at(DAY1, 12))
+    assert rollup(evse) == {(DAY1, "AVAILABLE"): 10 * HOUR, (DAY1, "CHARGING"): 2 * HOUR}
+    rollup_rebuild([evse.pk])
+    assert rollup(evse) == {(DAY1, "AVAILABLE"): 10 * HOUR, (DAY1, "CHARGING"): 2 * HOUR}
+
+
+def test_a_receiver_patch_keeps_the_rollup(own_parties: list[Party]) -> None:
+    partner, token = make_partner(name="cpo", roles=(("DE", "CPO", Role.CPO),))
+    data = location_data("PLOC1", country_code="DE", party_id="CPO", evses=1)
+    data["evses"][0]["last_updated"] = data["last_updated"] = "2025-03-01T00:00:00Z"
+    location_put(partner=partner, key=Key("DE", "CPO", "PLOC1"), data=data)
+    evse = Evse.objects.get(location__ocpi_id="PLOC1")
+    client = Client(HTTP_AUTHORIZATION=auth_header(token))
+    url = f"/ocpi/2.2.1/emsp/locations/DE/CPO/PLOC1/{evse.uid}"
+    for status, stamp in [("CHARGING", "2025-03-01T10:00:00Z"), ("AVAILABLE", "2025-03-02T01:00:00Z")]:
+        response = client.patch(url, orjson.dumps({"status": status, "last_updated": stamp}), "application/json")
+        assert response.status_code == 200, response.content
+    assert rollup(evse) == {
+        (DAY1, "AVAILABLE"): 10 * HOUR,
+        (DAY1, "CHARGING"): 14 * HOUR,
+        (DAY1 + timedelta(days=1), "CHARGING"): 1 * HOUR,
+    }
+
+
+def history_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """availability() computed from the raw history alone (the code before the rollup)."""
+
+    def from_history(filters: Filters, split: datetime, per_day: list[dict[str, float]]) -> None:
+        services._history_seconds(filters, filters.lower, split, per_day, set())
+
+    monkeypatch.setattr(services, "_rollup_seconds", from_history)
+
+
+def test_availability_from_the_rollup_equals_the_raw_history(
+    own_parties: list[Party], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random histories of several EVSEs, saved in random order (some in the future, REMOVED ones included): every
+    period and `now` give the same figures from the rollup as from the raw history."""
+    rng = random.Random(6)  # noqa: S311 (test data)
+    for i in range(3):
+        own_location(f"LOC{i}")
+    evses = list(Evse.objects.all())
+    EvseStatusChange.objects.all().delete()
+    rollup_rebuild()
+    start = at(DAY1, 0) - timedelta(days=3)
+    rows: list[tuple[Evse, str, datetime]] = []
+    for evse in evses:
+        when = start + timedelta(seconds=rng.randrange(86400 * 2))
+        while when < start + timedelta(days=14):
+            rows.append((evse, rng.choice(["AVAILABLE", "CHARGING", "OUTOFORDER", "REMOVED"]), when))
+            when += timedelta(seconds=rng.randrange(600, 86400 * 2))
+    rng.shuffle(rows)
+    for evse, status, since in rows:
+        EvseStatusChange.objects.create(evse=evse, status=status, since=since)
+    incremental = {
+        row[:3]: row[3] for row in EvseStatusDay.objects.values_list("evse", "day", "status", "microseconds")
+    }
+    rollup_rebuild()
+    rebuilt = {row[:3]: row[3] for row in EvseStatusDay.objects.values_list("evse", "day", "status", "microseconds")}
+    assert {k: v for k, v in incremental.items() if v} == rebuilt
+
+    location = evses[0].location.ocpi_id
+    cases: list[tuple[Filters, datetime]] = [
+        (Filters(DAY1, DAY1 + timedelta(days=6)), at(DAY1, 24 * 20)),  # all closed days
+        (Filters(DAY1, DAY1 + timedelta(days=6)), at(DAY1, 24 * 4 + 7.5)),  # today inside the period
+        (Filters(DAY1, DAY1 + timedelta(days=6)), at(DAY1, 5)),  # today is the first day
+        (Filters(DAY1 - timedelta(days=5), DAY1), at(DAY1, 24 * 30)),  # before the first change
+        (Filters(DAY1 + timedelta(days=8), DAY1 + timedelta(days=12)), at(DAY1, 24 * 10 + 1)),  # future changes
+        (Filters(DAY1, DAY1 + timedelta(days=9), location=location), at(DAY1, 24 * 6 + 13)),
+    ]
+    results: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for filters, now in cases:
+        results[0].append(availability(filters, now=now))
+    history_only(monkeypatch)
+    for filters, now in cases:
+        results[1].append(availability(filters, now=now))
+    for from_rollup, from_history in zip(results[0], results[1], strict=True):
+        assert from_rollup == from_history
+    assert results[0][0]["evses"] == len(evses)
+    assert any(day["shares"] for day in results[0][0]["days"])
