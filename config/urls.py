@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/tokens/", include("tokens.api.platform_urls")),
     path("api/cdrs/", include("cdrs.api.platform_urls")),
     path("api/commands/", include("commands.api.platform_urls")),
+    path("api/chargingprofiles/", include("chargingprofiles.api.platform_urls")),
     path("api/sessions/", include("sessions_app.api.platform_urls")),
     path("api/token/", TokenObtainPairView.as_view(), name="jwt-obtain"),
     path("api/token/refresh/", TokenRefreshView.as_view(), name="jwt-refresh"),

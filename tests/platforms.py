@@ -416,11 +416,12 @@ def platforms(
         yield started
     finally:
         errors = []
-        for platform in started:
-            try:
-                platform.close()
-            except Exception as exc:
-                errors.append(f"{platform.label}: {exc}")
+        with ThreadPoolExecutor(max_workers=len(started)) as pool:  # both stop (and drop) at the same time
+            for platform, future in [(p, pool.submit(p.close)) for p in started]:
+                try:
+                    future.result()
+                except Exception as exc:
+                    errors.append(f"{platform.label}: {exc}")
         if errors:
             raise RuntimeError("tearing down the platforms failed: " + "; ".join(errors))
 
