@@ -17,6 +17,7 @@ from cdrs.models import Cdr, Reconciliation
 from cdrs.reconciliation import cdr_reconcile
 from cdrs.services import cdr_credit
 from ocpi_core.admin import badge, service_error_message
+from ocpi_core.admin_filters import OwnerListFilter, PartyListFilter
 from ocpi_core.exceptions import OcpiError
 from tariffs.admin import money
 
@@ -46,35 +47,12 @@ def totals_summary(cdr: Cdr) -> str:
     return f"{amount}, {energy}, {hours_text(data.get('total_time', 0))}"
 
 
-class OwnCdrFilter(admin.SimpleListFilter):
-    title = "owner"
-    parameter_name = "owner"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("own", "Our own"), ("partner", "Partners'")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Cdr]) -> QuerySet[Cdr]:
-        if self.value() == "own":
-            return queryset.filter(partner__isnull=True)
-        if self.value() == "partner":
-            return queryset.filter(partner__isnull=False)
-        return queryset
+class OwnCdrFilter(OwnerListFilter):
+    """Our own CDRs or partners'."""
 
 
-class PartyFilter(admin.SimpleListFilter):
-    title = "party"
-    parameter_name = "party"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        pairs = Cdr.objects.order_by("country_code", "party_id").values_list("country_code", "party_id").distinct()
-        return [(f"{cc}*{pid}", f"{cc}*{pid}") for cc, pid in pairs]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Cdr]) -> QuerySet[Cdr]:
-        value = self.value()
-        if not value or "*" not in value:
-            return queryset
-        country_code, party_id = value.split("*", 1)
-        return queryset.filter(country_code=country_code, party_id=party_id)
+class PartyFilter(PartyListFilter):
+    """The party the CDRs are under."""
 
 
 class ReconciliationFilter(admin.SimpleListFilter):

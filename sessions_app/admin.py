@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from ocpi_core.admin import badge, service_error_message
+from ocpi_core.admin_filters import OwnerListFilter, PartyListFilter
 from ocpi_core.envelope import format_datetime
 from ocpi_core.exceptions import OcpiError
 from sessions_app.charts import periods_table, power_energy_chart, read_periods
@@ -50,55 +51,20 @@ def duration_text(value: timedelta | None) -> str:
     return f"{minutes} min" if minutes else f"{secs} s"
 
 
-class OwnSessionFilter(admin.SimpleListFilter):
-    title = "owner"
-    parameter_name = "owner"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("own", "Our own (CPO)"), ("partner", "Partners' (eMSP)")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Session]) -> QuerySet[Session]:
-        if self.value() == "own":
-            return queryset.filter(partner__isnull=True)
-        if self.value() == "partner":
-            return queryset.filter(partner__isnull=False)
-        return queryset
+class OwnSessionFilter(OwnerListFilter):
+    own_label = "Our own (CPO)"
+    partner_label = "Partners' (eMSP)"
 
 
-class PartyFilter(admin.SimpleListFilter):
+class PartyFilter(PartyListFilter):
     title = "CPO party"
-    parameter_name = "party"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        pairs = Session.objects.order_by("country_code", "party_id").values_list("country_code", "party_id").distinct()
-        return [(f"{cc}*{pid}", f"{cc}*{pid}") for cc, pid in pairs]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Session]) -> QuerySet[Session]:
-        value = self.value()
-        if not value or "*" not in value:
-            return queryset
-        country_code, party_id = value.split("*", 1)
-        return queryset.filter(country_code=country_code, party_id=party_id)
 
 
-class TokenPartyFilter(PartyFilter):
+class TokenPartyFilter(PartyListFilter):
     title = "token party (eMSP)"
     parameter_name = "token_party"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        pairs = (
-            Session.objects.order_by("token_country_code", "token_party_id")
-            .values_list("token_country_code", "token_party_id")
-            .distinct()
-        )
-        return [(f"{cc}*{pid}", f"{cc}*{pid}") for cc, pid in pairs]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Session]) -> QuerySet[Session]:
-        value = self.value()
-        if not value or "*" not in value:
-            return queryset
-        country_code, party_id = value.split("*", 1)
-        return queryset.filter(token_country_code=country_code, token_party_id=party_id)
+    country_code_field = "token_country_code"
+    party_id_field = "token_party_id"
 
 
 class LocationFilter(admin.SimpleListFilter):

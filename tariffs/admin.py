@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from ocpi_core.admin import badge
+from ocpi_core.admin_filters import OwnerListFilter, PartyListFilter
 from ocpi_core.envelope import format_datetime
 from ocpi_core.exceptions import InvalidParameters, OcpiError
 from tariffs.models import Tariff, decimalize, dumps_exact, exact, loads_exact
@@ -270,35 +271,12 @@ class TariffAdminForm(forms.ModelForm):
 # --- list filters ----------------------------------------------------------------------------------------------------
 
 
-class OwnTariffFilter(admin.SimpleListFilter):
-    title = "owner"
-    parameter_name = "owner"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("own", "Our own"), ("partner", "Partners'")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Tariff]) -> QuerySet[Tariff]:
-        if self.value() == "own":
-            return queryset.filter(partner__isnull=True)
-        if self.value() == "partner":
-            return queryset.filter(partner__isnull=False)
-        return queryset
+class OwnTariffFilter(OwnerListFilter):
+    """Our own tariffs or partners'."""
 
 
-class PartyFilter(admin.SimpleListFilter):
-    title = "party"
-    parameter_name = "party"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        pairs = Tariff.objects.order_by("country_code", "party_id").values_list("country_code", "party_id").distinct()
-        return [(f"{cc}*{pid}", f"{cc}*{pid}") for cc, pid in pairs]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Tariff]) -> QuerySet[Tariff]:
-        value = self.value()
-        if not value or "*" not in value:
-            return queryset
-        country_code, party_id = value.split("*", 1)
-        return queryset.filter(country_code=country_code, party_id=party_id)
+class PartyFilter(PartyListFilter):
+    """The party the tariffs are under."""
 
 
 # --- the admin -------------------------------------------------------------------------------------------------------
