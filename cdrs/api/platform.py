@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from cdrs.models import Cdr, Reconciliation
 from cdrs.reconciliation import cdr_reconcile
 from cdrs.services import cdr_credit
+from ocpi_core.api.platform import json_text_response
 from ocpi_core.api.schema import object_schema
 
 TAG = "Platform API: CDRs"
@@ -31,11 +32,6 @@ _ERRORS = {
 }
 _NOT_FOUND = {404: OpenApiResponse(description="Unknown CDR")}
 _PK = [OpenApiParameter("cdr_pk", int, OpenApiParameter.PATH, description="The CDR's number on this platform")]
-
-
-def _json(text: str | bytes, http_status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
-    """JSON text as stored (no re-encoding: amounts keep their digits)."""
-    return HttpResponse(text, status=http_status, content_type="application/json", headers=headers)
 
 
 class PlatformPagination(LimitOffsetPagination):
@@ -137,7 +133,7 @@ class CdrListView(APIView):
         links = orjson.dumps(
             {"count": paginator.count, "next": paginator.get_next_link(), "previous": paginator.get_previous_link()}
         )
-        return _json(links[:-1] + b',"results":[' + b",".join(_item(cdr) for cdr in page) + b"]}")
+        return json_text_response(links[:-1] + b',"results":[' + b",".join(_item(cdr) for cdr in page) + b"]}")
 
 
 class CdrView(APIView):
@@ -151,7 +147,7 @@ class CdrView(APIView):
         responses={200: _CDR, **_ERRORS, **_NOT_FOUND},
     )
     def get(self, request: Request, cdr_pk: int) -> HttpResponse:
-        return _json(get_object_or_404(Cdr, pk=cdr_pk).doc)
+        return json_text_response(get_object_or_404(Cdr, pk=cdr_pk).doc)
 
 
 class CdrPricingView(APIView):
@@ -170,7 +166,7 @@ class CdrPricingView(APIView):
     )
     def get(self, request: Request, cdr_pk: int) -> HttpResponse:
         cdr = get_object_or_404(Cdr, pk=cdr_pk, partner__isnull=True)
-        return _json(orjson.dumps(cdr.pricing or {}))
+        return json_text_response(orjson.dumps(cdr.pricing or {}))
 
 
 _RECONCILIATION = {
@@ -218,7 +214,7 @@ class CdrReconciliationView(APIView):
     def _answer(cdr: Cdr) -> HttpResponse:
         if not cdr.reconciliation_status:
             cdr_reconcile(cdr=cdr)  # received before reconciliation existed: computed on first read
-        return _json(orjson.dumps({"pk": cdr.pk, **(cdr.reconciliation or {})}))
+        return json_text_response(orjson.dumps({"pk": cdr.pk, **(cdr.reconciliation or {})}))
 
     @extend_schema(
         operation_id="platform_cdrs_reconciliation",
@@ -263,4 +259,4 @@ class CdrCreditView(APIView):
     def post(self, request: Request, cdr_pk: int) -> HttpResponse:
         credit = cdr_credit(cdr=get_object_or_404(Cdr, pk=cdr_pk))
         url = reverse("platform-cdr", kwargs={"cdr_pk": credit.pk})
-        return _json(credit.doc, status.HTTP_201_CREATED, headers={"Location": url})
+        return json_text_response(credit.doc, status.HTTP_201_CREATED, headers={"Location": url})

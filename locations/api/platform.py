@@ -20,7 +20,6 @@ from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -37,6 +36,7 @@ from locations.services import (
     location_patch,
     location_put,
 )
+from ocpi_core.api.platform import Conflict
 from ocpi_core.api.schema import object_schema
 from ocpi_core.constants import Role
 from ocpi_core.envelope import format_datetime
@@ -46,12 +46,6 @@ from ocpi_core.validation import enum_values, validate
 
 TAG = "Platform API: locations"
 _CHILD = {"Location": ("evses", "EVSE"), "EVSE": ("connectors", "Connector")}
-
-
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "Conflict"
-    default_code = "conflict"
 
 
 # --- helpers ---

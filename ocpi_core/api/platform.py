@@ -2,15 +2,33 @@
 
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
+from rest_framework.status import HTTP_409_CONFLICT
 from rest_framework.views import APIView
 
 from ocpi_core.models import Partner
 from ocpi_core.registry import versions_url
+
+
+class Conflict(APIException):
+    """409 of the platform API: a write older than what is stored, or one that clashes with it."""
+
+    status_code = HTTP_409_CONFLICT
+    default_detail = "Conflict"
+    default_code = "conflict"
+
+
+def json_text_response(
+    text: str | bytes, http_status: int = 200, headers: dict[str, str] | None = None
+) -> HttpResponse:
+    """JSON text as stored, sent without re-encoding (amounts and prices keep their digits)."""
+    return HttpResponse(text, status=http_status, content_type="application/json", headers=headers)
 
 
 class PlatformRootView(APIView):

@@ -19,6 +19,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from ocpi_core.api.platform import json_text_response
 from ocpi_core.api.schema import object_schema
 from sessions_app.models import Session, SessionStatus
 from sessions_app.services import (
@@ -44,10 +45,6 @@ _PATH = [
     OpenApiParameter("party_id", str, OpenApiParameter.PATH, description="Party id of the CPO"),
     OpenApiParameter("session_id", str, OpenApiParameter.PATH, description="Session id (CiString(36))"),
 ]
-
-
-def _json(text: str | bytes, http_status: int = 200) -> HttpResponse:
-    return HttpResponse(text, status=http_status, content_type="application/json")
 
 
 class StartSerializer(serializers.Serializer[Any]):
@@ -148,7 +145,7 @@ class SessionListView(APIView):
             {"count": paginator.count, "next": paginator.get_next_link(), "previous": paginator.get_previous_link()}
         )
         results = b"[" + b",".join(session_doc(session).encode() for session in page) + b"]"
-        return _json(links[:-1] + b',"results":' + results + b"}")
+        return json_text_response(links[:-1] + b',"results":' + results + b"}")
 
     @extend_schema(
         operation_id="platform_sessions_start",
@@ -159,7 +156,7 @@ class SessionListView(APIView):
     )
     def post(self, request: Request) -> HttpResponse:
         session = session_start(**_validated(StartSerializer, request.data))
-        return _json(session_doc(session), status.HTTP_201_CREATED)
+        return json_text_response(session_doc(session), status.HTTP_201_CREATED)
 
 
 class SessionView(APIView):
@@ -175,7 +172,7 @@ class SessionView(APIView):
         responses={200: _SESSION, **_ERRORS, **_NOT_FOUND},
     )
     def get(self, request: Request, **kwargs: Any) -> HttpResponse:
-        return _json(session_doc(_session(kwargs, own=None)))
+        return json_text_response(session_doc(_session(kwargs, own=None)))
 
     @extend_schema(
         operation_id="platform_sessions_update",
@@ -187,7 +184,7 @@ class SessionView(APIView):
     )
     def patch(self, request: Request, **kwargs: Any) -> HttpResponse:
         session = session_update(session=_session(kwargs), **_validated(UpdateSerializer, request.data))
-        return _json(session_doc(session))
+        return json_text_response(session_doc(session))
 
 
 class SessionStopView(APIView):
@@ -205,7 +202,7 @@ class SessionStopView(APIView):
     )
     def post(self, request: Request, **kwargs: Any) -> HttpResponse:
         session = session_stop(session=_session(kwargs), **_validated(StopSerializer, request.data or {}))
-        return _json(session_doc(session))
+        return json_text_response(session_doc(session))
 
 
 class SessionChargingPreferencesView(APIView):
@@ -228,4 +225,4 @@ class SessionChargingPreferencesView(APIView):
     )
     def post(self, request: Request, **kwargs: Any) -> HttpResponse:
         answer = session_charging_preferences_send(session=_session(kwargs, own=False), data=request.data)
-        return _json(orjson.dumps({"result": answer}))
+        return json_text_response(orjson.dumps({"result": answer}))

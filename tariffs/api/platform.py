@@ -19,12 +19,13 @@ from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from ocpi_core.api.platform import Conflict, json_text_response
 from ocpi_core.api.schema import object_schema
 from ocpi_core.envelope import format_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound
@@ -33,17 +34,6 @@ from tariffs.pricing import PricingError, price_session
 from tariffs.services import Key, WriteResult, tariff_delete, tariff_doc, tariff_find, tariff_get, tariff_put
 
 TAG = "Platform API: tariffs"
-
-
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "Conflict"
-    default_code = "conflict"
-
-
-def _json(text: str | bytes, http_status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
-    """JSON text as stored (no re-encoding: prices keep their digits)."""
-    return HttpResponse(text, status=http_status, content_type="application/json", headers=headers)
 
 
 def _stamped(data: Any) -> Any:
@@ -55,7 +45,9 @@ def _stamped(data: Any) -> Any:
 def _written(result: WriteResult) -> HttpResponse:
     if result.ignored:
         raise Conflict("last_updated: older than the stored tariff's; not applied")
-    return _json(tariff_doc(result.tariff), status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+    return json_text_response(
+        tariff_doc(result.tariff), status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    )
 
 
 # --- OpenAPI ---
@@ -135,7 +127,7 @@ class TariffListView(APIView):
             {"count": paginator.count, "next": paginator.get_next_link(), "previous": paginator.get_previous_link()}
         )
         results = b"[" + b",".join(tariff_doc(tariff).encode() for tariff in page) + b"]"
-        return _json(links[:-1] + b',"results":' + results + b"}")
+        return json_text_response(links[:-1] + b',"results":' + results + b"}")
 
     @extend_schema(
         operation_id="platform_tariffs_create",
@@ -167,7 +159,7 @@ class TariffListView(APIView):
             "platform-tariff",
             kwargs={"country_code": tariff.country_code, "party_id": tariff.party_id, "tariff_id": tariff.ocpi_id},
         )
-        return _json(tariff_doc(tariff), status.HTTP_201_CREATED, headers={"Location": url})
+        return json_text_response(tariff_doc(tariff), status.HTTP_201_CREATED, headers={"Location": url})
 
 
 class TariffView(APIView):
@@ -187,7 +179,7 @@ class TariffView(APIView):
         responses={200: _TARIFF, **_ERRORS, **_NOT_FOUND},
     )
     def get(self, request: Request, **kwargs: Any) -> HttpResponse:
-        return _json(tariff_get(partner=None, key=self._key(kwargs)))
+        return json_text_response(tariff_get(partner=None, key=self._key(kwargs)))
 
     @extend_schema(
         operation_id="platform_tariffs_put",
@@ -298,4 +290,4 @@ class TariffPriceView(APIView):
             )
         except PricingError as exc:
             raise ValidationError({exc.field: [exc.message]}) from exc
-        return _json(dumps_exact(pricing.as_dict()))
+        return json_text_response(dumps_exact(pricing.as_dict()))

@@ -18,6 +18,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from ocpi_core.api.platform import json_text_response
 from ocpi_core.api.schema import object_schema
 from ocpi_core.exceptions import InvalidParameters, UnknownToken
 from tokens.models import Token
@@ -47,10 +48,6 @@ _PATH = [
 ]
 _ACTIONS = {"block": {"valid": False}, "unblock": {"valid": True}}
 _VERBS = ("block", "unblock", "expire")
-
-
-def _json(text: str | bytes, http_status: int = 200) -> HttpResponse:
-    return HttpResponse(text, status=http_status, content_type="application/json")
 
 
 def _request_schema() -> dict[str, Any]:
@@ -106,7 +103,7 @@ class TokenListView(APIView):
             {"count": paginator.count, "next": paginator.get_next_link(), "previous": paginator.get_previous_link()}
         )
         results = b"[" + b",".join(token_doc(token).encode() for token in page or []) + b"]"
-        return _json(links[:-1] + b',"results":' + results + b"}")
+        return json_text_response(links[:-1] + b',"results":' + results + b"}")
 
 
 def _key(request: Request, kwargs: dict[str, Any]) -> Key:
@@ -135,7 +132,7 @@ class TokenView(APIView):
         responses={200: _TOKEN, **_ERRORS, **_NOT_FOUND},
     )
     def get(self, request: Request, **kwargs: Any) -> HttpResponse:
-        return _json(token_doc(_own(_key(request, kwargs))))
+        return json_text_response(token_doc(_own(_key(request, kwargs))))
 
     @extend_schema(
         operation_id="platform_tokens_put",
@@ -149,7 +146,9 @@ class TokenView(APIView):
         if not isinstance(request.data, dict):
             raise InvalidParameters("body: must be a JSON object (Token)")
         result = token_save_own(key=_key(request, kwargs), data=request.data)
-        return _json(token_doc(result.token), status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+        return json_text_response(
+            token_doc(result.token), status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        )
 
 
 class TokenActionView(APIView):
@@ -172,4 +171,4 @@ class TokenActionView(APIView):
             result = token_expire_own(token=token)
         else:
             result = token_change_own(token=token, changes=_ACTIONS[action])
-        return _json(token_doc(result.token))
+        return json_text_response(token_doc(result.token))
