@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
@@ -69,18 +69,19 @@ def rollup_change(change: EvseStatusChange) -> None:
     """Account for a new status change (see the module's docstring)."""
     changes = EvseStatusChange.objects.filter(evse_id=change.evse_id).exclude(pk=change.pk)
     since = change.since
-    prev = (
-        changes.filter(Q(since__lt=since) | Q(since=since, pk__lt=change.pk))
-        .order_by("-since", "-pk")
-        .values_list("since", "status")
-        .first()
+    before = changes.filter(Q(since__lt=since) | Q(since=since, pk__lt=change.pk)).order_by("-since", "-pk")
+    later = changes.filter(Q(since__gt=since) | Q(since=since, pk__gt=change.pk)).order_by("since", "pk")
+    # the neighbours in one statement (this runs in the transaction of every EVSE status change)
+    prev_since, prev_status, after = (
+        EvseStatusChange.objects.filter(pk=change.pk)
+        .values_list(
+            Subquery(before.values("since")[:1]),
+            Subquery(before.values("status")[:1]),
+            Subquery(later.values("since")[:1]),
+        )
+        .get()
     )
-    after = (
-        changes.filter(Q(since__gt=since) | Q(since=since, pk__gt=change.pk))
-        .order_by("since", "pk")
-        .values_list("since", flat=True)
-        .first()
-    )
+    prev = None if prev_since is None else (prev_since, prev_status)
     rows: list[tuple] = []
     if after is not None:
         if prev is not None:

@@ -14,6 +14,6 @@ class LocationsConfig(AppConfig):
     )
 
     def ready(self) -> None:
-        from locations import services
+        from locations import fast, services  # noqa: F401  (fast: registers the hot paths, ocpi_core.fastpath)
 
         services.register_push_and_pull()

@@ -131,6 +131,22 @@ def _evse_find(location: Location, uid: str) -> Evse | None:
     return location.evses.filter(uid__lower=uid.lower()).first()
 
 
+def _evse_and_location_find(key: Key) -> Evse | None:
+    """An EVSE with its location (`evse.location`) in one statement, the location locked as location_find(lock=True)
+    does: the PATCH of an EVSE status (the receiver's hot path) needs both. None when either is unknown."""
+    return (
+        Evse.objects.select_related("location")
+        .select_for_update(of=("location",))
+        .filter(
+            location__country_code__lower=key.country_code.lower(),
+            location__party_id__lower=key.party_id.lower(),
+            location__ocpi_id__lower=key.location_id.lower(),
+            uid__lower=(key.evse_uid or "").lower(),
+        )
+        .first()
+    )
+
+
 def _connector_find(evse: Evse, connector_id: str) -> Connector | None:
     return evse.connectors.filter(ocpi_id__lower=connector_id.lower()).first()
 
@@ -447,7 +463,8 @@ def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResu
     _assert_owner(partner, key)
     type_name = "Location" if key.evse_uid is None else "EVSE" if key.connector_id is None else "Connector"
     data = _validated(type_name, data, key, partial=True)
-    location = location_find(key, lock=True)
+    found = _evse_and_location_find(key) if type_name == "EVSE" else None  # the hot path: one statement for both
+    location = found.location if found is not None else location_find(key, lock=True)
     if location is None or location.partner_id != (partner.pk if partner else None):
         raise UnknownLocation(f"Unknown location {key.location_id}")
     when = parse_datetime(data["last_updated"])
@@ -469,7 +486,7 @@ def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResu
             if current is None or not _older(current.last_updated, evse_data["last_updated"]):
                 _bump(location, _evse_replace(location, evse_data, None).last_updated)
     elif type_name == "EVSE":
-        evse = _evse_find(location, key.evse_uid or "")
+        evse = found
         if evse is None:
             raise NotFound(f"Unknown EVSE {key.evse_uid}")
         if when < evse.last_updated:

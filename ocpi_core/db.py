@@ -1,10 +1,13 @@
 """Database helpers shared by the module services."""
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, TypeVar
 
-from django.db import IntegrityError, transaction
+import psycopg
+from django.conf import settings
+from django.db import IntegrityError, NotSupportedError, OperationalError, connections, transaction
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,3 +27,48 @@ def retry_on_conflict(func: F) -> F:
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def pg_fetch(sql: str, params: Sequence[Any], *, using: str = "default") -> list[tuple[Any, ...]]:
+    """Run one read statement of a hot path on PostgreSQL as a prepared statement, and return its rows.
+
+    Django binds parameters on the client, so PostgreSQL parses and plans every statement again (a third of a small
+    lookup's time, PERFORMANCE.md §3); here the parameters are bound on the server and the statement is prepared once
+    per connection (OCPI_DB_PREPARE=false turns preparing off, for poolers in transaction mode that cannot keep
+    prepared statements). `sql` uses %s placeholders and must name its columns: a prepared `SELECT *` breaks when a
+    migration adds one.
+
+    Also: the statement is recorded in `connection.queries` like the ORM's (so query-count tests see it), and a
+    connection found broken before the first statement of a request is opened again once, which makes Django's
+    per-request `SELECT 1` health check unnecessary on these paths.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        raise NotSupportedError("pg_fetch runs on PostgreSQL only")
+    prepare = bool(getattr(settings, "OCPI_DB_PREPARE", True))
+    fresh = connection.connection is None
+    for attempt in (1, 2):
+        connection.ensure_connection()
+        started = time.perf_counter()
+        try:
+            with connection.wrap_database_errors:
+                cursor = psycopg.Cursor(connection.connection)
+                try:
+                    cursor.execute(sql, params, prepare=prepare)
+                    rows = cursor.fetchall()
+                finally:
+                    cursor.close()
+        except OperationalError:
+            # a connection kept from an earlier request may have died (database restarted): reconnect once, outside
+            # a transaction only (inside one, the transaction is lost anyway)
+            if attempt == 2 or fresh or connection.in_atomic_block:
+                raise
+            connection.close()
+            continue
+        connection.health_check_done = True  # type: ignore[attr-defined]  # (no stub for it)
+        if connection.queries_logged:
+            connection.queries_log.append(
+                {"sql": f"{sql} -- {list(params)!r}", "time": f"{time.perf_counter() - started:.3f}"}
+            )
+        return rows
+    raise AssertionError("unreachable")

@@ -16,6 +16,7 @@ from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddlewar
 from ocpi_core.constants import StatusCode
 from ocpi_core.envelope import OcpiResponse
 from ocpi_core.exceptions import ocpi_error_response
+from ocpi_core.fastpath import fast_dispatch
 from ocpi_core.logging import correlation_id_var, request_id_var
 from ocpi_core.metrics import observe_inbound
 from ocpi_core.traffic import traffic_log_inbound
@@ -98,7 +99,8 @@ class OcpiMiddleware:
         else:
             try:
                 request_body = request.body  # read once, so the traffic log can keep it after the view parsed it
-                response = self.get_response(request)
+                fast = fast_dispatch(request)  # the hot requests, without DRF (ocpi_core.fastpath)
+                response = self.get_response(request) if fast is None else fast
             except Exception as exc:
                 request_body = b""
                 response = ocpi_error_response(exc)

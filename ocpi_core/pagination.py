@@ -8,6 +8,7 @@ its meaning; a client that builds its own URLs without `cursor` gets plain offse
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,7 +57,7 @@ def _date_param(query: QueryDict, name: str) -> tuple[datetime | None, str | Non
         raise InvalidParameters(f"{name} must be an OCPI DateTime in UTC, e.g. 2019-01-01T00:00:00Z") from exc
 
 
-def _encode_cursor(last_updated: datetime, pk: int, total: int) -> str:
+def encode_cursor(last_updated: datetime, pk: int, total: int) -> str:
     # Full microseconds: format_datetime keeps milliseconds only, and a rounded-down stamp would serve again every
     # object of the same millisecond that sorts after it (timezone.now() stamps differ in microseconds).
     stamp = last_updated.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -149,20 +150,20 @@ def _window(queryset: QuerySet[Any], request: PageRequest, date_field: str) -> t
     # OFFSET: skip rows in a subquery that reads keys only (an index-only scan with the right index), then fetch the
     # page's rows by primary key in the same statement (PERFORMANCE.md §4: never compute or read wide columns for
     # the skipped rows). Deep offsets start from the nearest anchor: a keyset seek, then fewer than
-    # _ANCHOR_EVERY keys skipped instead of `offset`.
+    # ANCHOR_EVERY keys skipped instead of `offset`.
     start, skip = filtered, request.offset
-    anchors = _anchors(filtered, date_field) if request.offset >= _ANCHOR_EVERY else []
-    slot = min(request.offset // _ANCHOR_EVERY, len(anchors))
+    anchors = _anchors(filtered, date_field) if request.offset >= ANCHOR_EVERY else []
+    slot = min(request.offset // ANCHOR_EVERY, len(anchors))
     if slot:
-        stamp, pk = anchors[slot - 1]  # the key at position slot * _ANCHOR_EVERY
+        stamp, pk = anchors[slot - 1]  # the key at position slot * ANCHOR_EVERY
         at_or_after = Q(**{f"{date_field}__gt": stamp}) | Q(**{date_field: stamp, "pk__gte": pk})
         start = filtered.filter(at_or_after, **{f"{date_field}__gte": stamp})
-        skip = request.offset - slot * _ANCHOR_EVERY
+        skip = request.offset - slot * ANCHOR_EVERY
     keys = start.values("pk")[skip : skip + size]
     return filtered, filtered.filter(pk__in=keys)
 
 
-_ANCHOR_EVERY = 1000
+ANCHOR_EVERY = 1000
 
 
 def _anchors(filtered: QuerySet[Any], date_field: str) -> list[tuple[datetime, int]]:
@@ -179,7 +180,7 @@ def _anchors(filtered: QuerySet[Any], date_field: str) -> list[tuple[datetime, i
             _ocpi_rn=Window(RowNumber(), order_by=[F(date_field).asc(), F("pk").asc()])
         )
         cached = list(
-            ranked.annotate(_ocpi_slot=F("_ocpi_rn") % _ANCHOR_EVERY)
+            ranked.annotate(_ocpi_slot=F("_ocpi_rn") % ANCHOR_EVERY)
             .filter(_ocpi_slot=1, _ocpi_rn__gt=1)
             .order_by()
             .values_list(date_field, "pk")
@@ -189,20 +190,22 @@ def _anchors(filtered: QuerySet[Any], date_field: str) -> list[tuple[datetime, i
     return list(cached)
 
 
-def _headers(
+def page_headers(
     request: PageRequest,
-    filtered: QuerySet[Any],
+    count: Callable[[], int],
     path: str,
     served: int,
     has_more: bool,
     last_key: tuple[datetime, int] | None,
     total: int | None,
 ) -> dict[str, str]:
+    """X-Total-Count, X-Limit and the Link of one page. `count` counts the whole filtered list; it is called only
+    when the request carries no count (a first page, an offset page)."""
     next_offset = request.offset + served
     if total is None:
         carried = request.cursor[2] if request.cursor is not None else None
         seen = next_offset + (1 if has_more else 0)
-        total = max(carried, seen) if carried is not None else max(_count(filtered), seen if served else 0)
+        total = max(carried, seen) if carried is not None else max(count(), seen if served else 0)
     headers = {"X-Total-Count": str(total), "X-Limit": str(settings.OCPI_MAX_PAGE_LIMIT)}
     if served and has_more and last_key is not None:
         params: dict[str, Any] = {"offset": next_offset, "limit": request.limit}
@@ -210,7 +213,7 @@ def _headers(
             params["date_from"] = request.raw_date_from
         if request.raw_date_to is not None:
             params["date_to"] = request.raw_date_to
-        params["cursor"] = _encode_cursor(last_key[0], last_key[1], total)
+        params["cursor"] = encode_cursor(last_key[0], last_key[1], total)
         headers["Link"] = f'<{absolute_url(path)}?{urlencode(params)}>; rel="next"'
     return headers
 
@@ -238,7 +241,8 @@ def paginate(
         rows = list(window)
     objects, has_more = rows[: request.limit], len(rows) > request.limit
     last = (getattr(objects[-1], date_field), objects[-1].pk) if objects else None
-    return Page(objects=objects, headers=_headers(request, filtered, path, len(objects), has_more, last, total))
+    headers = page_headers(request, lambda: _count(filtered), path, len(objects), has_more, last, total)
+    return Page(objects=objects, headers=headers)
 
 
 def paginate_raw(
@@ -260,4 +264,5 @@ def paginate_raw(
     page, has_more = rows[: request.limit], len(rows) > request.limit
     data = b"[" + ",".join(row[2] for row in page).encode() + b"]"
     last = (page[-1][0], page[-1][1]) if page else None
-    return RawPage(data=data, headers=_headers(request, filtered, path, len(page), has_more, last, total))
+    headers = page_headers(request, lambda: _count(filtered), path, len(page), has_more, last, total)
+    return RawPage(data=data, headers=headers)

@@ -1,0 +1,130 @@
+"""The Locations hot paths (ocpi_core.fastpath): the CPO Sender's list and one whole location, on PostgreSQL, as
+prepared statements over the `location_page_sender` index and the cached JSON (`doc`).
+
+Same rules as locations.api.views (own_locations and the DRF views, which serve every other case): our own parties
+the request is addressed to, `partner IS NULL`, published or with publish_allowed_to; the same window, order,
+headers and Link as ocpi_core.pagination.paginate_raw. The SQL mirrors what the ORM writes for those querysets;
+tests/test_fast_path.py compares both paths request by request.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+
+from ocpi_core import pagination
+from ocpi_core.constants import Role
+from ocpi_core.db import pg_fetch
+from ocpi_core.envelope import raw_data_response
+from ocpi_core.exceptions import UnknownLocation
+from ocpi_core.fastpath import fast_partner_request, fast_route, with_routing
+from ocpi_core.hot import own_party_keys
+
+_TABLE = '"locations_location"'
+_SENDABLE = '"partner_id" IS NULL AND ("publish" OR "publish_allowed_to" IS NOT NULL)'
+_ORDER = ' ORDER BY "last_updated" ASC, "id" ASC'
+
+
+def _sender_filter(parties: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:
+    """WHERE of own_locations(): the lower-cased party keys (the index prefix), then the index predicate."""
+    owners = " OR ".join(['(LOWER("country_code") = %s AND LOWER("party_id") = %s)'] * len(parties))
+    params: list[Any] = [value for party in parties for value in party]
+    return f"({owners}) AND {_SENDABLE}", params
+
+
+def _cached(kind: str, sql: str, params: list[Any], compute: Any) -> Any:
+    """A count or anchor list kept OCPI_COUNT_CACHE_SECONDS per query, like ocpi_core.pagination's (0 = never)."""
+    ttl = settings.OCPI_COUNT_CACHE_SECONDS
+    if not ttl:
+        return compute()
+    key = f"ocpi-fast-{kind}:" + hashlib.sha1(f"{sql}|{params!r}".encode(), usedforsecurity=False).hexdigest()
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, ttl)
+    return value
+
+
+def _anchors(where: str, params: list[Any]) -> list[tuple[datetime, int]]:
+    """The (last_updated, id) keys at positions ANCHOR_EVERY, 2 * ANCHOR_EVERY ... of the filtered list."""
+    if not settings.OCPI_COUNT_CACHE_SECONDS:
+        return []
+    every = pagination.ANCHOR_EVERY
+    ranked = f'SELECT "last_updated", "id", ROW_NUMBER() OVER ({_ORDER}) AS "rn" FROM {_TABLE} WHERE {where}'  # noqa: S608
+    sql = f'SELECT "last_updated", "id" FROM ({ranked}) "ranked" WHERE "rn" %% %s = 1 AND "rn" > 1{_ORDER}'  # noqa: S608
+    return _cached("anchors", sql, [*params, every], lambda: [tuple(row) for row in pg_fetch(sql, [*params, every])])
+
+
+def _window(where: str, params: list[Any], page: pagination.PageRequest) -> tuple[str, list[Any]]:
+    """The page's statement: one row more than the page (a keyset seek by cursor, else OFFSET over keys only from
+    the nearest anchor), as ocpi_core.pagination._window."""
+    size = page.limit + 1
+    columns = f'SELECT "last_updated", "id", "doc" FROM {_TABLE}'  # noqa: S608
+    if page.cursor is not None:
+        stamp, pk, _ = page.cursor
+        after = '("last_updated" > %s OR ("last_updated" = %s AND "id" > %s)) AND "last_updated" >= %s'
+        return f"{columns} WHERE {where} AND {after}{_ORDER} LIMIT %s", [*params, stamp, stamp, pk, stamp, size]
+    if not page.offset:
+        return f"{columns} WHERE {where}{_ORDER} LIMIT %s", [*params, size]
+    every = pagination.ANCHOR_EVERY
+    start, start_params, skip = where, list(params), page.offset
+    anchors = _anchors(where, params) if page.offset >= every else []
+    slot = min(page.offset // every, len(anchors))
+    if slot:
+        stamp, pk = anchors[slot - 1]
+        start += ' AND ("last_updated" > %s OR ("last_updated" = %s AND "id" >= %s)) AND "last_updated" >= %s'
+        start_params += [stamp, stamp, pk, stamp]
+        skip = page.offset - slot * every
+    keys = f'SELECT "id" FROM {_TABLE} WHERE {start}{_ORDER} LIMIT %s OFFSET %s'  # noqa: S608
+    return f'{columns} WHERE "id" IN ({keys}){_ORDER}', [*start_params, size, skip]
+
+
+@fast_route("GET", r"^/ocpi/2\.2\.1/cpo/locations/?$", allow="GET, HEAD")
+def sender_list(request: HttpRequest) -> HttpResponse:
+    """GET /ocpi/2.2.1/cpo/locations (LocationSenderListView)."""
+    routing = fast_partner_request(request)
+    parties = own_party_keys(routing=routing, role=Role.CPO)
+    page = pagination.page_request(request.GET)
+    rows: list[tuple[Any, ...]] = []
+    where, params = "", list[Any]()
+    if parties:
+        where, params = _sender_filter(parties)
+        if page.date_from is not None:
+            where, params = where + ' AND "last_updated" >= %s', [*params, page.date_from]
+        if page.date_to is not None:
+            where, params = where + ' AND "last_updated" < %s', [*params, page.date_to]
+        if page.limit:
+            rows = pg_fetch(*_window(where, params, page))
+
+    def count() -> int:
+        if not parties:
+            return 0
+        sql = f"SELECT COUNT(*) FROM {_TABLE} WHERE {where}"  # noqa: S608
+        return int(_cached("count", sql, params, lambda: pg_fetch(sql, params)[0][0]))
+
+    served, has_more = rows[: page.limit], len(rows) > page.limit
+    data = b"[" + ",".join(row[2] for row in served).encode() + b"]"
+    last = (served[-1][0], served[-1][1]) if served else None
+    headers = pagination.page_headers(page, count, request.path, len(served), has_more, last, None)
+    return with_routing(raw_data_response(data, headers=headers), routing)
+
+
+@fast_route("GET", r"^/ocpi/2\.2\.1/cpo/locations/(?P<location_id>[^/]+)/?$", allow="GET, HEAD")
+def sender_object(request: HttpRequest, location_id: str) -> HttpResponse | None:
+    """GET /ocpi/2.2.1/cpo/locations/{location_id} (LocationSenderObjectView at the location's depth)."""
+    routing = fast_partner_request(request)
+    parties = own_party_keys(routing=routing, role=Role.CPO)
+    rows: list[tuple[Any, ...]] = []
+    if parties:
+        where, params = _sender_filter(parties)
+        sql = f'SELECT "doc" FROM {_TABLE} WHERE {where} AND LOWER("ocpi_id") = %s LIMIT 1'  # noqa: S608
+        rows = pg_fetch(sql, [*params, location_id.lower()])
+    if not rows:
+        raise UnknownLocation(f"Unknown location {location_id}")
+    if not rows[0][0]:
+        return None  # no cached document (yet): the DRF view renders it from the rows
+    return with_routing(raw_data_response(rows[0][0].encode()), routing)

@@ -1,0 +1,109 @@
+"""The hot OCPI requests, served without DRF's dispatch and Django's URL resolver.
+
+A roaming platform's traffic is dominated by a few requests: partners paging through our locations and fetching
+one location. For these, OcpiMiddleware first offers the request to the handlers registered here (by the module
+apps, in their AppConfig.ready). A handler applies the same rules and gives the same answers as the DRF view of
+the same URL: the same authentication (`authenticate_request`, `require_registered`), the same routing headers,
+the same envelope and pagination headers; only the dispatch is leaner and, on PostgreSQL, its statements are
+prepared (`ocpi_core.db.pg_fetch`). The tests run requests both ways and compare the answers.
+
+Everything else, and every request a handler declines (it returns None: another depth, a database other than
+PostgreSQL, OCPI_FAST_PATH=false), takes the normal path through DRF. Errors raised by a handler are turned into
+the envelope by OcpiMiddleware, exactly as for the DRF views.
+"""
+
+import re
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connections
+from django.http import HttpRequest, HttpResponse
+
+from ocpi_core.authentication import authenticate_request, require_registered
+from ocpi_core.exceptions import OcpiError, ocpi_error_response
+from ocpi_core.routing import Routing, routing_from_request
+
+Handler = Callable[..., HttpResponse | None]
+
+_ROUTES: list[tuple[str, re.Pattern[str], Handler, str]] = []
+
+
+def fast_route(method: str, pattern: str, *, allow: str) -> Callable[[Handler], Handler]:
+    """Register `handler(request, **url_groups)` for `method` on the full path `pattern` (a regex on path_info).
+    `allow` is the Allow header the DRF view of the same URL sends (its methods)."""
+
+    def register(handler: Handler) -> Handler:
+        compiled = re.compile(pattern)
+        if not any(route[1].pattern == pattern and route[0] == method for route in _ROUTES):
+            _ROUTES.append((method, compiled, handler, allow))
+        return handler
+
+    return register
+
+
+def _enabled() -> bool:
+    return bool(getattr(settings, "OCPI_FAST_PATH", True)) and connections["default"].vendor == "postgresql"
+
+
+def _common_headers() -> dict[str, str]:
+    """What the middleware the fast path skips (security, X-Frame-Options) would add to an API answer."""
+    headers = {"X-Frame-Options": getattr(settings, "X_FRAME_OPTIONS", "DENY")}
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers["X-Content-Type-Options"] = "nosniff"
+    if settings.SECURE_REFERRER_POLICY:
+        policy = settings.SECURE_REFERRER_POLICY
+        headers["Referrer-Policy"] = policy if isinstance(policy, str) else ",".join(policy)
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+    return headers
+
+
+def fast_dispatch(request: HttpRequest) -> HttpResponse | None:
+    """The answer of a registered hot-path handler, or None when no handler takes the request."""
+    if not _ROUTES or not _enabled():
+        return None
+    if settings.SECURE_SSL_REDIRECT and not request.is_secure():
+        return None  # SecurityMiddleware redirects it
+    method, path = request.method, request.path_info
+    for route_method, pattern, handler, allow in _ROUTES:
+        if route_method != method:
+            continue
+        match = pattern.match(path)
+        if match is None:
+            continue
+        try:
+            response = handler(request, **match.groupdict())
+        except OcpiError as exc:  # as DRF's exception handler, with the routing headers once they were read
+            response = ocpi_error_response(exc)
+            routing = getattr(request, "ocpi_routing", None)
+            if routing is not None:
+                with_routing(response, routing)
+        if response is None:
+            return None
+        for name, value in _common_headers().items():
+            response.headers.setdefault(name, value)
+        response.headers.setdefault("Allow", allow)
+        response.headers.setdefault("Content-Length", str(len(response.content)))
+        return response
+    return None
+
+
+def fast_partner_request(request: HttpRequest) -> Routing:
+    """Authenticate a functional module's request as the DRF views do (token, then registered partner, then the
+    routing headers: a 401 wins over a 2001), and return its routing."""
+    require_registered(authenticate_request(request))
+    routing = routing_from_request(request)
+    request.ocpi_routing = routing  # type: ignore[attr-defined]  # errors from here on carry the routing headers
+    return routing
+
+
+def with_routing(response: HttpResponse, routing: Routing) -> HttpResponse:
+    """The routing headers of the answer (REFERENCE §2.10), as OcpiAPIView.finalize_response sets them."""
+    for name, value in routing.response_headers().items():
+        response[name] = value
+    return response
+
+
+def routes() -> list[tuple[str, str]]:
+    """(method, pattern) of every registered hot path (for tests and diagnostics)."""
+    return [(method, pattern.pattern) for method, pattern, _, _ in _ROUTES]

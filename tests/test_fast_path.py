@@ -1,0 +1,227 @@
+"""The hot paths served without DRF (ocpi_core.fastpath, locations/fast.py) answer exactly as the DRF views do.
+
+Every request here is made twice through the whole middleware stack, once as shipped (OCPI_FAST_PATH on) and once
+with the fast path off (DRF), and the answers are compared: status, envelope, headers. A spy-free check that the
+fast path really served each one: `fast_dispatch` returns the answer for these requests itself.
+"""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from django.db import connection
+from django.test import Client, RequestFactory, override_settings
+
+from conftest import auth_header, make_partner
+from locations.models import Location
+from locations.tests.factories import own_location
+from ocpi_core import pagination
+from ocpi_core.constants import Role
+from ocpi_core.fastpath import fast_dispatch, routes
+from ocpi_core.models import Partner, PartnerToken, Party
+
+LIST = "/ocpi/2.2.1/cpo/locations"
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+_VOLATILE = {"Date", "X-Request-ID", "X-Correlation-ID"}
+
+
+@pytest.fixture(autouse=True)
+def _cold_caches() -> Any:
+    from ocpi_core.hot import hot_caches_clear
+
+    hot_caches_clear()
+    yield
+    hot_caches_clear()
+
+
+@pytest.fixture
+def world(own_parties: list[Party]) -> dict[str, Any]:
+    """Own locations of two own CPO parties (published, unpublished, unpublished but allowed to some drivers), with
+    shared last_updated stamps, and a partner's location that must never be sent."""
+    Party.objects.create(country_code="BE", party_id="OW2", role=Role.CPO, name="Own CPO 2")
+    for i in range(9):
+        own_location(f"LOC{i:02d}", last_updated=T0 + timedelta(minutes=i // 2))
+    for i in range(3):
+        own_location(f"BEL{i}", country_code="BE", party_id="OW2", last_updated=T0 + timedelta(minutes=i))
+    own_location("HIDDEN", last_updated=T0, publish=False)
+    own_location(
+        "ALLOWED",
+        last_updated=T0 + timedelta(minutes=1),
+        publish=False,
+        publish_allowed_to=[{"uid": "012345678", "type": "RFID"}],
+    )
+    partner, token = make_partner(roles=(("DE", "PRT", Role.EMSP), ("DE", "PRC", Role.CPO)))
+    Location.objects.filter(ocpi_id="LOC08").update(partner=partner)  # not ours any more: never sent
+    invited, token_a = make_partner(name="invited", status=Partner.Status.INVITED, kind=PartnerToken.Kind.REGISTRATION)
+    return {"token": token, "token_a": token_a, "partner": partner, "invited": invited}
+
+
+def _normal(response: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
+    body = orjson.loads(response.content)
+    body.pop("timestamp", None)
+    headers = {name: value for name, value in response.headers.items() if name not in _VOLATILE}
+    return response.status_code, body, headers
+
+
+def both(path: str, token: str | None, **headers: str) -> tuple[Any, Any]:
+    """The answer of the fast path and of DRF to the same request."""
+    if token is not None:
+        headers["HTTP_AUTHORIZATION"] = auth_header(token)
+    fast = Client().get(path, **headers)  # type: ignore[arg-type]
+    with override_settings(OCPI_FAST_PATH=False):
+        slow = Client().get(path, **headers)  # type: ignore[arg-type]
+    assert _normal(fast) == _normal(slow), path
+    return fast, slow
+
+
+def served_fast(path: str, token: str | None, **headers: str) -> bool:
+    if token is not None:
+        headers["HTTP_AUTHORIZATION"] = auth_header(token)
+    request = RequestFactory().get(path, **headers)  # type: ignore[arg-type]
+    return fast_dispatch(request) is not None
+
+
+def test_the_locations_hot_paths_are_registered() -> None:
+    assert ("GET", r"^/ocpi/2\.2\.1/cpo/locations/?$") in routes()
+    assert ("GET", r"^/ocpi/2\.2\.1/cpo/locations/(?P<location_id>[^/]+)/?$") in routes()
+
+
+def test_a_link_walk_is_identical_on_both_paths(world: dict[str, Any]) -> None:
+    token = world["token"]
+    fast, _ = both(f"{LIST}?limit=3", token)
+    assert served_fast(f"{LIST}?limit=3", token)
+    seen: list[str] = [item["id"] for item in orjson.loads(fast.content)["data"]]
+    while "Link" in fast.headers:
+        link = fast.headers["Link"].split(">")[0].lstrip("<").replace("http://testserver", "")
+        assert "cursor=" in link
+        assert served_fast(link, token)
+        fast, _ = both(link, token)
+        seen += [item["id"] for item in orjson.loads(fast.content)["data"]]
+    expected = {f"LOC{i:02d}" for i in range(8)} | {"BEL0", "BEL1", "BEL2", "ALLOWED"}
+    assert len(seen) == len(expected)
+    assert set(seen) == expected
+    assert fast.headers["X-Total-Count"] == str(len(expected))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "/",
+        "?limit=0",
+        "?limit=2",
+        "?limit=1000",
+        "?offset=5&limit=4",
+        "?offset=11&limit=4",
+        "?offset=99",
+        f"?date_from={T0.strftime('%Y-%m-%dT%H:%M:%SZ')}&date_to=2024-03-01T00:02:00Z",
+        "?date_from=2024-03-01T00:03:00Z&limit=2",
+        "?date_to=2020-01-01T00:00:00Z",
+        "?cursor=not-a-cursor&offset=2&limit=2",
+        "?offset=-1",
+        "?limit=abc",
+        "?date_from=yesterday",
+        "?date_to=2024-03-01T00:00:00+01:00",
+    ],
+)
+def test_list_requests_answer_the_same(world: dict[str, Any], query: str) -> None:
+    fast, _ = both(f"{LIST}{query}", world["token"])
+    assert served_fast(f"{LIST}{query}", world["token"])
+    if fast.status_code == 400:
+        assert orjson.loads(fast.content)["status_code"] == 2001
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["LOC03", "loc03", "LOC03/", "BEL1", "ALLOWED", "HIDDEN", "LOC08", "NOPE", "x" * 80],
+)
+def test_object_requests_answer_the_same(world: dict[str, Any], path: str) -> None:
+    fast, _ = both(f"{LIST}/{path}", world["token"])
+    assert served_fast(f"{LIST}/{path}", world["token"])
+    if path in ("HIDDEN", "LOC08", "NOPE"):
+        assert fast.status_code == 404
+        assert orjson.loads(fast.content)["status_code"] == 2003
+
+
+def test_deeper_objects_take_the_drf_path(world: dict[str, Any]) -> None:
+    evse = Location.objects.get(ocpi_id="LOC03").evses.get()
+    both(f"{LIST}/LOC03/{evse.uid}", world["token"])
+    assert not served_fast(f"{LIST}/LOC03/{evse.uid}", world["token"])
+    assert not served_fast("/ocpi/2.2.1/cpo/tariffs", world["token"])
+
+
+@pytest.mark.parametrize(
+    ("token_key", "headers", "status"),
+    [
+        (None, {}, 401),
+        ("bogus", {}, 401),
+        ("token_a", {}, 401),  # token A of an invited partner: not for functional modules
+        ("token", {"HTTP_OCPI_TO_COUNTRY_CODE": "NL", "HTTP_OCPI_TO_PARTY_ID": "OWN"}, 200),
+        ("token", {"HTTP_OCPI_TO_COUNTRY_CODE": "be", "HTTP_OCPI_TO_PARTY_ID": "ow2"}, 200),
+        ("token", {"HTTP_OCPI_TO_COUNTRY_CODE": "NL", "HTTP_OCPI_TO_PARTY_ID": "OWE"}, 404),  # ours, not a CPO
+        ("token", {"HTTP_OCPI_TO_COUNTRY_CODE": "NL"}, 400),  # half a pair
+        ("token", {"HTTP_OCPI_FROM_COUNTRY_CODE": "DE", "HTTP_OCPI_FROM_PARTY_ID": "PRT"}, 200),
+        ("bogus", {"HTTP_OCPI_TO_COUNTRY_CODE": "NL"}, 401),  # a 401 wins over a 2001
+    ],
+)
+def test_authentication_and_routing_answer_the_same(
+    world: dict[str, Any], token_key: str | None, headers: dict[str, str], status: int
+) -> None:
+    token = None if token_key is None else world.get(token_key, "bm90LWEtdG9rZW4=")
+    addressed_to_be = headers.get("HTTP_OCPI_TO_COUNTRY_CODE") == "be"
+    for path in (f"{LIST}?limit=2", f"{LIST}/{'BEL1' if addressed_to_be else 'LOC01'}"):
+        fast, _ = both(path, token, **headers)
+        assert fast.status_code == status
+        assert served_fast(path, token, **headers)
+    if status == 200 and "HTTP_OCPI_FROM_COUNTRY_CODE" in headers:
+        assert fast.headers["OCPI-to-country-code"] == "DE"
+        assert fast.headers["OCPI-to-party-id"] == "PRT"
+    if addressed_to_be:
+        page = Client().get(f"{LIST}?limit=2", HTTP_AUTHORIZATION=auth_header(token or ""), **headers)  # type: ignore[arg-type]
+        assert [item["id"] for item in orjson.loads(page.content)["data"]] == ["BEL0", "BEL1"]
+
+
+@override_settings(OCPI_COUNT_CACHE_SECONDS=60)
+def test_offset_pages_from_anchors_are_the_same_slices(world: dict[str, Any], monkeypatch: Any) -> None:
+    monkeypatch.setattr(pagination, "ANCHOR_EVERY", 3)
+    walk = [
+        item["id"]
+        for item in orjson.loads(
+            Client().get(f"{LIST}?limit=100", HTTP_AUTHORIZATION=auth_header(world["token"])).content
+        )["data"]
+    ]
+    for offset in range(len(walk) + 2):
+        fast, _ = both(f"{LIST}?offset={offset}&limit=2", world["token"])
+        assert [item["id"] for item in orjson.loads(fast.content)["data"]] == walk[offset : offset + 2], offset
+
+
+@override_settings(OCPI_DB_PREPARE=False)
+def test_statements_work_unprepared(world: dict[str, Any]) -> None:
+    both(f"{LIST}?limit=2", world["token"])
+    both(f"{LIST}/LOC02", world["token"])
+
+
+def test_a_connection_that_died_between_requests_is_opened_again(transactional_db: None) -> None:
+    """What Django's per-request `SELECT 1` health check would catch: the database dropped the kept connection."""
+    Party.objects.create(country_code="NL", party_id="OWN", role=Role.CPO, name="Own CPO")
+    own_location("LOC1")
+    _, token = make_partner()
+    client = Client(HTTP_AUTHORIZATION=auth_header(token))
+    assert client.get(f"{LIST}/LOC1").status_code == 200
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    settings_dict = connection.settings_dict
+    with psycopg.connect(
+        host=settings_dict["HOST"] or "127.0.0.1",
+        port=settings_dict["PORT"] or 5432,
+        user=settings_dict["USER"],
+        dbname=settings_dict["NAME"],
+        autocommit=True,
+    ) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    response = client.get(f"{LIST}/LOC1")
+    assert response.status_code == 200
+    assert orjson.loads(response.content)["data"]["id"] == "LOC1"
+    assert connection.connection.info.backend_pid != pid
