@@ -1,5 +1,6 @@
 """The Locations hot paths (ocpi_core.fastpath): the CPO Sender's list and one whole location, on PostgreSQL, as
-prepared statements over the `location_page_sender` index and the cached JSON (`doc`).
+prepared statements over the `location_page_sender` index and the cached JSON (`doc`); and the eMSP Receiver's PATCH
+of an EVSE (a status change), straight to `location_patch` as the DRF view calls it.
 
 Same rules as locations.api.views (own_locations and the DRF views, which serve every other case): our own parties
 the request is addressed to, `partner IS NULL`, published or with publish_allowed_to; the same window, order,
@@ -16,12 +17,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
+from locations.services import Key, location_patch
 from ocpi_core import pagination
 from ocpi_core.constants import Role
 from ocpi_core.db import pg_fetch
-from ocpi_core.envelope import raw_data_response
+from ocpi_core.envelope import OcpiResponse, raw_data_response
 from ocpi_core.exceptions import UnknownLocation
-from ocpi_core.fastpath import fast_partner_request, fast_route, with_routing
+from ocpi_core.fastpath import fast_json_body, fast_partner_request, fast_route, with_routing
 from ocpi_core.hot import own_party_keys
 
 _TABLE = '"locations_location"'
@@ -86,7 +88,7 @@ def _window(where: str, params: list[Any], page: pagination.PageRequest) -> tupl
 @fast_route("GET", r"^/ocpi/2\.2\.1/cpo/locations/?$", allow="GET, HEAD")
 def sender_list(request: HttpRequest) -> HttpResponse:
     """GET /ocpi/2.2.1/cpo/locations (LocationSenderListView)."""
-    routing = fast_partner_request(request)
+    _, routing = fast_partner_request(request)
     parties = own_party_keys(routing=routing, role=Role.CPO)
     page = pagination.page_request(request.GET)
     rows: list[tuple[Any, ...]] = []
@@ -116,7 +118,7 @@ def sender_list(request: HttpRequest) -> HttpResponse:
 @fast_route("GET", r"^/ocpi/2\.2\.1/cpo/locations/(?P<location_id>[^/]+)/?$", allow="GET, HEAD")
 def sender_object(request: HttpRequest, location_id: str) -> HttpResponse | None:
     """GET /ocpi/2.2.1/cpo/locations/{location_id} (LocationSenderObjectView at the location's depth)."""
-    routing = fast_partner_request(request)
+    _, routing = fast_partner_request(request)
     parties = own_party_keys(routing=routing, role=Role.CPO)
     rows: list[tuple[Any, ...]] = []
     if parties:
@@ -128,3 +130,21 @@ def sender_object(request: HttpRequest, location_id: str) -> HttpResponse | None
     if not rows[0][0]:
         return None  # no cached document (yet): the DRF view renders it from the rows
     return with_routing(raw_data_response(rows[0][0].encode()), routing)
+
+
+@fast_route(
+    "PATCH",
+    r"^/ocpi/2\.2\.1/emsp/locations/(?P<country_code>[^/]+)/(?P<party_id>[^/]+)/(?P<location_id>[^/]+)"
+    r"/(?P<evse_uid>[^/]+)/?$",
+    allow="GET, PUT, PATCH, HEAD",
+)
+def receiver_evse_patch(
+    request: HttpRequest, country_code: str, party_id: str, location_id: str, evse_uid: str
+) -> HttpResponse | None:
+    """PATCH /ocpi/2.2.1/emsp/locations/{country_code}/{party_id}/{location_id}/{evse_uid} (EvseReceiverView)."""
+    auth, routing = fast_partner_request(request)
+    readable, data = fast_json_body(request)
+    if not readable:
+        return None
+    location_patch(partner=auth.partner, key=Key(country_code, party_id, location_id, evse_uid, None), data=data)
+    return with_routing(OcpiResponse(), routing)

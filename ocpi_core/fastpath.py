@@ -1,25 +1,28 @@
 """The hot OCPI requests, served without DRF's dispatch and Django's URL resolver.
 
-A roaming platform's traffic is dominated by a few requests: partners paging through our locations and fetching
-one location. For these, OcpiMiddleware first offers the request to the handlers registered here (by the module
-apps, in their AppConfig.ready). A handler applies the same rules and gives the same answers as the DRF view of
-the same URL: the same authentication (`authenticate_request`, `require_registered`), the same routing headers,
-the same envelope and pagination headers; only the dispatch is leaner and, on PostgreSQL, its statements are
-prepared (`ocpi_core.db.pg_fetch`). The tests run requests both ways and compare the answers.
+A roaming platform's traffic is dominated by a few requests: partners paging through our locations, fetching one
+location, and CPOs PATCHing EVSE statuses into our receiver. For these, OcpiMiddleware first offers the request to
+the handlers registered here (by the module apps, in their AppConfig.ready). A handler applies the same rules and
+gives the same answers as the DRF view of the same URL: the same authentication (`authenticate_request`,
+`require_registered`), the same routing headers, the same envelope and pagination headers, the same service calls;
+only the dispatch is leaner and, on PostgreSQL, the reads are prepared statements (`ocpi_core.db.pg_fetch`). The
+tests run requests both ways and compare the answers.
 
-Everything else, and every request a handler declines (it returns None: another depth, a database other than
-PostgreSQL, OCPI_FAST_PATH=false), takes the normal path through DRF. Errors raised by a handler are turned into
-the envelope by OcpiMiddleware, exactly as for the DRF views.
+Everything else, and every request a handler declines (it returns None: another depth, a body that is not JSON, a
+database other than PostgreSQL, OCPI_FAST_PATH=false), takes the normal path through DRF. OCPI errors raised by a
+handler get the envelope and headers DRF's exception handler would give.
 """
 
 import re
 from collections.abc import Callable
+from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
 
-from ocpi_core.authentication import authenticate_request, require_registered
+from ocpi_core.authentication import PartnerAuth, authenticate_request, require_registered
 from ocpi_core.exceptions import OcpiError, ocpi_error_response
 from ocpi_core.routing import Routing, routing_from_request
 
@@ -88,13 +91,29 @@ def fast_dispatch(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
-def fast_partner_request(request: HttpRequest) -> Routing:
+def fast_partner_request(request: HttpRequest) -> tuple[PartnerAuth, Routing]:
     """Authenticate a functional module's request as the DRF views do (token, then registered partner, then the
-    routing headers: a 401 wins over a 2001), and return its routing."""
-    require_registered(authenticate_request(request))
+    routing headers: a 401 wins over a 2001), and return who called and its routing."""
+    auth = authenticate_request(request)
+    require_registered(auth)
     routing = routing_from_request(request)
     request.ocpi_routing = routing  # type: ignore[attr-defined]  # errors from here on carry the routing headers
-    return routing
+    return auth, routing
+
+
+def fast_json_body(request: HttpRequest) -> tuple[bool, Any]:
+    """(True, the parsed body) when the fast path can read it as DRF would (JSON, or no Content-Type: older peers
+    omit it; an empty body is {}); (False, None) for anything else, which the handler then leaves to DRF and its
+    error answers (415, 2001 Invalid JSON)."""
+    if request.content_type not in ("", "application/json"):
+        return False, None
+    raw = request.body
+    if not raw:
+        return True, {}
+    try:
+        return True, orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False, None
 
 
 def with_routing(response: HttpResponse, routing: Routing) -> HttpResponse:

@@ -1,7 +1,8 @@
 """The hot paths served without DRF (ocpi_core.fastpath, locations/fast.py) answer exactly as the DRF views do.
 
 Every request here is made twice through the whole middleware stack, once as shipped (OCPI_FAST_PATH on) and once
-with the fast path off (DRF), and the answers are compared: status, envelope, headers. A spy-free check that the
+with the fast path off (DRF), and the answers are compared: status, envelope, headers; for PATCHes also what was
+stored (each run on the same state, rolled back after). A spy-free check that the
 fast path really served each one: `fast_dispatch` returns the answer for these requests itself.
 """
 
@@ -11,12 +12,14 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client, RequestFactory, override_settings
 
 from conftest import auth_header, make_partner
-from locations.models import Location
-from locations.tests.factories import own_location
+from dashboard.models import EvseStatusChange
+from locations.models import Evse, Location
+from locations.services import Key, location_put
+from locations.tests.factories import location_data, own_location
 from ocpi_core import pagination
 from ocpi_core.constants import Role
 from ocpi_core.fastpath import fast_dispatch, routes
@@ -225,3 +228,121 @@ def test_a_connection_that_died_between_requests_is_opened_again(transactional_d
     assert response.status_code == 200
     assert orjson.loads(response.content)["data"]["id"] == "LOC1"
     assert connection.connection.info.backend_pid != pid
+
+
+# --- the receiver's PATCH of an EVSE (a status change) ---
+
+RECEIVER = "/ocpi/2.2.1/emsp/locations/DE/PRC/PLOC1"
+
+
+@pytest.fixture
+def receiver(own_parties: list[Party]) -> str:
+    """A partner CPO (DE*PRC) whose location PLOC1 (2 EVSEs) we hold; returns its token."""
+    partner, token = make_partner(roles=(("DE", "PRT", Role.EMSP), ("DE", "PRC", Role.CPO)))
+    make_partner(name="other", roles=(("FR", "OTH", Role.CPO),))
+    data = location_data("PLOC1", country_code="DE", party_id="PRC", evses=2, last_updated="2024-03-01T00:00:00Z")
+    location_put(partner=partner, key=Key("DE", "PRC", "PLOC1"), data=data)
+    return token
+
+
+def _stored() -> tuple[Any, ...]:
+    location = Location.objects.get(ocpi_id="PLOC1")
+    evses = list(Evse.objects.filter(location=location).order_by("pk").values_list("uid", "status", "last_updated"))
+    history = list(EvseStatusChange.objects.order_by("pk").values_list("status", "since"))
+    return location.doc, location.last_updated, evses, history
+
+
+def patch_both(path: str, body: bytes, token: str, content_type: str = "application/json", **headers: str) -> Any:
+    """The same PATCH through the fast path and through DRF, each on the same stored state (rolled back after):
+    equal answers and equal stored results."""
+    outcomes = []
+    for fast in (True, False):
+        with override_settings(OCPI_FAST_PATH=fast), transaction.atomic():
+            headers["HTTP_AUTHORIZATION"] = auth_header(token)
+            response = Client().patch(path, body, content_type=content_type, **headers)  # type: ignore[arg-type]
+            outcomes.append((_normal(response), _stored()))
+            transaction.set_rollback(True)
+    assert outcomes[0] == outcomes[1], path
+    return outcomes[0]
+
+
+def _evse_uid() -> str:
+    return str(Evse.objects.filter(location__ocpi_id="PLOC1").order_by("pk").values_list("uid", flat=True)[0])
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"status": "CHARGING", "last_updated": "2024-03-02T00:00:00Z"}, 200),
+        ({"status": "OUTOFORDER", "floor_level": "-1", "last_updated": "2024-03-02T00:00:00.123Z"}, 200),
+        ({"status": "CHARGING", "last_updated": "2020-01-01T00:00:00Z"}, 200),  # older than stored: ignored
+        ({"status": "CHARGING"}, 400),  # no last_updated
+        ({"status": "SLEEPING", "last_updated": "2024-03-02T00:00:00Z"}, 400),
+        ({"uid": "OTHER", "status": "CHARGING", "last_updated": "2024-03-02T00:00:00Z"}, 400),
+        ([{"status": "CHARGING"}], 400),
+        (None, 400),
+    ],
+)
+def test_evse_patches_answer_and_store_the_same(receiver: str, body: Any, status: int) -> None:
+    (code, envelope, _), _ = patch_both(f"{RECEIVER}/{_evse_uid()}", orjson.dumps(body), receiver)
+    assert code == status
+    assert envelope["status_code"] == (1000 if status == 200 else 2001)
+
+
+def test_a_status_patch_is_served_by_the_fast_path(receiver: str) -> None:
+    uid = _evse_uid()
+    body = orjson.dumps({"status": "CHARGING", "last_updated": "2024-03-02T00:00:00Z"})
+    request = RequestFactory().patch(
+        f"{RECEIVER}/{uid}", body, content_type="application/json", HTTP_AUTHORIZATION=auth_header(receiver)
+    )
+    response = fast_dispatch(request)
+    assert response is not None
+    assert response.status_code == 200
+    assert Evse.objects.get(uid=uid).status == "CHARGING"
+    assert orjson.loads(Location.objects.get(ocpi_id="PLOC1").doc)["evses"][0]["status"] == "CHARGING"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "content_type", "status"),
+    [
+        ("{receiver}/NOPE", b'{"status": "CHARGING", "last_updated": "2024-03-02T00:00:00Z"}', "application/json", 404),
+        (
+            "/ocpi/2.2.1/emsp/locations/DE/PRC/NOPE/{uid}",
+            b'{"status": "CHARGING", "last_updated": "2024-03-02T00:00:00Z"}',
+            "application/json",
+            404,
+        ),
+        (
+            "/ocpi/2.2.1/emsp/locations/FR/OTH/PLOC1/{uid}",  # not the caller's party
+            b'{"status": "CHARGING", "last_updated": "2024-03-02T00:00:00Z"}',
+            "application/json",
+            404,
+        ),
+        ("{receiver}/{uid}", b'{"status": ', "application/json", 400),  # not JSON: DRF answers
+        ("{receiver}/{uid}", b"status=CHARGING", "text/plain", 415),  # not JSON: DRF answers
+        ("{receiver}/{uid}", b"", "application/json", 400),
+        ("{receiver}/{uid}/", b'{"status": "BLOCKED", "last_updated": "2024-03-02T00:00:00Z"}', "", 200),
+    ],
+)
+def test_evse_patch_errors_answer_the_same(
+    receiver: str, path: str, body: bytes, content_type: str, status: int
+) -> None:
+    url = path.format(receiver=RECEIVER, uid=_evse_uid())
+    (code, _, _), _ = patch_both(url, body, receiver, content_type=content_type)
+    assert code == status
+
+
+def test_evse_patch_routing_headers_answer_the_same(receiver: str) -> None:
+    body = orjson.dumps({"status": "CHARGING", "last_updated": "2024-03-02T00:00:00Z"})
+    (code, _, headers), _ = patch_both(
+        f"{RECEIVER}/{_evse_uid()}",
+        body,
+        receiver,
+        HTTP_OCPI_FROM_COUNTRY_CODE="DE",
+        HTTP_OCPI_FROM_PARTY_ID="PRC",
+        HTTP_OCPI_TO_COUNTRY_CODE="NL",
+        HTTP_OCPI_TO_PARTY_ID="OWE",
+    )
+    assert code == 200
+    assert headers["OCPI-to-party-id"] == "PRC"
+    assert headers["OCPI-from-party-id"] == "OWE"
