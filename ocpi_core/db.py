@@ -2,7 +2,7 @@
 
 import time
 from collections.abc import Callable, Sequence
-from functools import wraps
+from functools import partial, wraps
 from typing import Any, TypeVar
 
 import psycopg
@@ -29,18 +29,22 @@ def retry_on_conflict(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _execute(sql: str, params: Sequence[Any], many: bool, context: dict[str, Any], *, prepare: bool) -> None:
+    context["cursor"].execute(sql, params, prepare=prepare)
+
+
 def pg_fetch(sql: str, params: Sequence[Any], *, using: str = "default") -> list[tuple[Any, ...]]:
     """Run one read statement of a hot path on PostgreSQL as a prepared statement, and return its rows.
 
-    Django binds parameters on the client, so PostgreSQL parses and plans every statement again (a third of a small
-    lookup's time, PERFORMANCE.md §3); here the parameters are bound on the server and the statement is prepared once
-    per connection (OCPI_DB_PREPARE=false turns preparing off, for poolers in transaction mode that cannot keep
-    prepared statements). `sql` uses %s placeholders and must name its columns: a prepared `SELECT *` breaks when a
-    migration adds one.
+    The SQL is written once (no ORM query building per call), the parameters are bound by the server and the
+    statement is prepared at its first run on a connection, so PostgreSQL parses and plans it once: the token lookup
+    went from 0.19 to 0.05 ms (bench/README.md). OCPI_DB_PREPARE=false turns preparing off, for poolers in
+    transaction mode that cannot keep prepared statements. `sql` uses %s placeholders and must name its columns: a
+    prepared `SELECT *` breaks when a migration adds one.
 
-    Also: the statement is recorded in `connection.queries` like the ORM's (so query-count tests see it), and a
-    connection found broken before the first statement of a request is opened again once, which makes Django's
-    per-request `SELECT 1` health check unnecessary on these paths.
+    The statement goes through `connection.execute_wrappers` and is recorded in `connection.queries` like the ORM's
+    (query-count tests and bench/diagnose.py see it). A connection found broken at the first statement is opened
+    again once (outside a transaction), which spares these paths Django's per-request `SELECT 1` health check.
     """
     connection = connections[using]
     if connection.vendor != "postgresql":
@@ -54,7 +58,10 @@ def pg_fetch(sql: str, params: Sequence[Any], *, using: str = "default") -> list
             with connection.wrap_database_errors:
                 cursor = psycopg.Cursor(connection.connection)
                 try:
-                    cursor.execute(sql, params, prepare=prepare)
+                    executor: Any = partial(_execute, prepare=prepare)
+                    for wrapper in reversed(connection.execute_wrappers):  # as Django's cursors run them
+                        executor = partial(wrapper, executor)
+                    executor(sql, params, False, {"connection": connection, "cursor": cursor})
                     rows = cursor.fetchall()
                 finally:
                     cursor.close()
