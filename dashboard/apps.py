@@ -7,4 +7,4 @@ class DashboardConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from dashboard import rollup  # noqa: F401 (connects the rollup's post_save receiver)
+        from dashboard import rollup, session_rollup  # noqa: F401 (connect the rollups' receivers)

@@ -53,3 +53,75 @@ class EvseStatusDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.evse_id} {self.day} {self.status} {self.microseconds / 1e6:.0f} s"
+
+
+# SessionDay's key: one row per grain, day, CPO partner, location and token party (empty where the grain sums it out)
+KEY = ("grain", "day", "partner_pk", "country_code", "party_id", "location_id", "token_country_code", "token_party_id")
+
+
+class SessionDay(models.Model):
+    """Daily rollup of the sessions (INVALID ones left out), on the UTC day each started: how many, their kWh, and
+    the duration of those that ended. Three grains in one table, so a session write is one upsert of its three rows:
+
+    - FULL: by day, the CPO's location (country_code, party_id, location_id) and the token's party (own sessions;
+      empty for partners' sessions, which are split and filtered by their CPO partner, not by token);
+    - LOCATION: the same with the token's party summed out;
+    - PARTY: by day and the token's party (or the CPO partner), the location summed out.
+
+    `partner_pk` is the CPO partner of a partner's session, 0 for our own (we are the CPO). Kept by
+    dashboard.session_rollup in the transaction of each Session saved or deleted through the ORM;
+    session_rollup_rebuild() recomputes it after bulk loads that bypass the ORM (COPY, bulk_create, update())."""
+
+    class Grain(models.TextChoices):
+        FULL = "F", "day, location and token party"
+        LOCATION = "L", "day and location"
+        PARTY = "P", "day and token party"
+
+    grain = models.CharField(max_length=1, choices=Grain.choices)
+    day = models.DateField()
+    partner_pk = models.BigIntegerField(default=0, help_text="The CPO partner of a partner's session; 0: our own")
+    country_code = models.CharField(max_length=2, blank=True, default="", help_text="The CPO's country code")
+    party_id = models.CharField(max_length=3, blank=True, default="", help_text="The CPO's party id")
+    location_id = models.CharField(max_length=36, blank=True, default="")
+    token_country_code = models.CharField(
+        max_length=2, blank=True, default="", help_text="Own sessions: cdr_token owner"
+    )
+    token_party_id = models.CharField(max_length=3, blank=True, default="", help_text="Own sessions: cdr_token owner")
+    sessions = models.BigIntegerField(default=0)
+    kwh = models.DecimalField(max_digits=30, decimal_places=6, default=0)
+    ended = models.BigIntegerField(default=0, help_text="Sessions with an end_date_time")
+    duration_us = models.BigIntegerField(default=0, help_text="Their end_date_time - start_date_time, microseconds")
+
+    class Meta:
+        ordering = ("grain", "day", "partner_pk", "country_code", "party_id", "location_id")
+        verbose_name = "session day"
+        constraints = [
+            # the upsert's conflict target
+            models.UniqueConstraint(fields=[*KEY], name="dashboard_session_day_key"),
+        ]
+        indexes = [
+            # the days of a period at one grain (index-only on PostgreSQL: it INCLUDEs every other column)
+            models.Index(
+                fields=["grain", "day"],
+                name="dashboard_session_day",
+                include=[*KEY[2:], "sessions", "kwh", "ended", "duration_us"],
+            ),
+            # the location filter
+            models.Index(fields=["grain", "location_id", "day"], name="dashboard_session_day_location"),
+            # the partner filter: our sessions charged with its tokens, its sessions as CPO (index-only on PostgreSQL)
+            models.Index(
+                fields=["grain", "token_country_code", "token_party_id", "day"],
+                name="dashboard_session_day_token",
+                include=["country_code", "party_id", "location_id", "sessions", "kwh", "ended", "duration_us"],
+                condition=models.Q(partner_pk=0),
+            ),
+            models.Index(
+                fields=["grain", "partner_pk", "day"],
+                name="dashboard_session_day_partner",
+                include=["country_code", "party_id", "location_id", "sessions", "kwh", "ended", "duration_us"],
+                condition=models.Q(partner_pk__gt=0),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.day} {self.location_id or '-'} {self.sessions} sessions {self.kwh} kWh"

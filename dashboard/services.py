@@ -1,31 +1,33 @@
-"""The dashboard's figures, from aggregate queries (GROUP BY day with Sum/Avg/Count in the database, portable
-between SQLite and PostgreSQL); Python only joins, labels and splits the (few) rows those queries return.
+"""The dashboard's figures, from aggregate queries (GROUP BY with Sum/Count in the database, portable between SQLite
+and PostgreSQL); Python only joins, labels and splits the rows those queries return.
 
 Energy is the sessions' kWh, counted on the day the session started (UTC), INVALID sessions left out. Our own
 sessions (partner empty: we are the CPO) are split by location and by the eMSP party of their token; partners'
-sessions (we are the eMSP) by CPO partner. EVSE availability comes from the status history (dashboard.models):
-each status holds until the EVSE's next change, cut at midnight and at now; whole days are read from the daily
-rollup of that history (dashboard.rollup), only today from the raw changes.
+sessions (we are the eMSP) by CPO partner. The session figures are read from the daily session rollup
+(dashboard.models.SessionDay, kept by dashboard.session_rollup), at the coarsest of its grains that has what a figure
+and the filters need: the same sums as over the Session table, from at most one row per day and location or party.
+EVSE availability comes from the status history (dashboard.models): each status holds until the EVSE's next change,
+cut at midnight and at now; whole days are read from the daily rollup of that history (dashboard.rollup), only today
+from the raw changes.
 """
 
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, FloatField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from dashboard.models import EvseStatusChange, EvseStatusDay
+from dashboard.models import EvseStatusChange, EvseStatusDay, SessionDay
 from dashboard.rollup import day_spans
 from locations.models import Connector, Evse, Location
 from ocpi_core.models import Delivery, Partner, Party, SyncState
-from sessions_app.models import Session, SessionStatus
 from tariffs.models import Tariff
 
 DEFAULT_DAYS = 30
@@ -93,138 +95,243 @@ def filters_parse(params: Any, *, today: date | None = None) -> Filters:
 # --- sessions and energy ---
 
 
-def sessions_in(filters: Filters) -> QuerySet[Session]:
-    """The sessions started in the period (the `session_start` index), in scope."""
-    queryset = Session.objects.filter(start_date_time__gte=filters.lower, start_date_time__lt=filters.upper).exclude(
-        status=SessionStatus.INVALID
-    )
+def _partner_scope(partner: int, own: bool | None) -> Q:
+    """As CPO: our sessions charged with that partner's tokens; as eMSP: the CPO partner's sessions (`own`: only
+    the former, or only the latter)."""
+    scope = Q(partner_pk=partner) if partner > 0 and own is not True else Q(pk__in=[])  # 0: our own sessions
+    if own is not False:
+        for cc, pid in Party.objects.filter(partner_id=partner).values_list("country_code", "party_id"):
+            scope |= Q(partner_pk=0, token_country_code=cc, token_party_id=pid)
+    return scope
+
+
+def _grain(filters: Filters, *, by_location: bool, by_token: bool) -> str:
+    """The coarsest grain of the rollup that still has the location (a split or filter by location) and the token's
+    party (a split by it, or the partner filter)."""
+    location = by_location or bool(filters.location)
+    token = by_token or filters.partner is not None
+    if location and token:
+        return SessionDay.Grain.FULL
+    return SessionDay.Grain.LOCATION if location else SessionDay.Grain.PARTY
+
+
+def session_days(
+    filters: Filters, *, by_location: bool = False, by_token: bool = False, own: bool | None = None
+) -> QuerySet[SessionDay]:
+    """The rollup rows of the sessions started in the period, in scope (`own`: only ours, or only partners'), at
+    the coarsest grain that has what is asked (see _grain)."""
+    grain = _grain(filters, by_location=by_location, by_token=by_token)
+    rows = SessionDay.objects.filter(grain=grain, day__gte=filters.start, day__lte=filters.end)
+    if own is not None:
+        rows = rows.filter(partner_pk=0) if own else rows.filter(partner_pk__gt=0)
     if filters.location:
-        queryset = queryset.filter(location_id=filters.location)
+        rows = rows.filter(location_id=filters.location)
     if filters.partner is not None:
-        scope = Q(partner_id=filters.partner)  # as eMSP: the CPO partner's sessions
-        for country_code, party_id in Party.objects.filter(partner_id=filters.partner).values_list(
-            "country_code", "party_id"
-        ):  # as CPO: our sessions charged with that partner's tokens
-            scope |= Q(partner__isnull=True, token_country_code=country_code, token_party_id=party_id)
-        queryset = queryset.filter(scope)
-    return queryset
-
-
-def _duration() -> ExpressionWrapper:
-    return ExpressionWrapper(F("end_date_time") - F("start_date_time"), output_field=DurationField())
+        rows = rows.filter(_partner_scope(filters.partner, own))
+    return rows
 
 
 def _num(value: Any, places: int = 3) -> float:
     return round(float(value or 0), places)
 
 
-def sessions_per_day(queryset: QuerySet[Session], days: list[date]) -> list[dict[str, Any]]:
-    """Per day: sessions, kWh, average kWh and average duration (minutes, sessions that ended)."""
-    rows: dict[date, dict[str, Any]] = {
-        row["day"]: dict(row)
-        for row in queryset.annotate(day=TruncDate("start_date_time"))
-        .values("day")
-        .annotate(sessions=Count("id"), energy=Sum("kwh"), avg_kwh=Avg("kwh"), avg_duration=Avg(_duration()))
-        .order_by("day")
+def _minutes(microseconds: int, ended: int) -> float | None:
+    """The average duration in minutes (as Avg(end - start) gives it: a whole number of microseconds)."""
+    return round(timedelta(microseconds=microseconds / ended).total_seconds() / 60, 1) if ended else None
+
+
+def sessions_per_day(filters: Filters) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Per day: sessions, kWh, average kWh and average duration (minutes, sessions that ended); and the period's
+    totals."""
+    rows = {
+        day: (int(sessions), kwh or Decimal(0), int(ended), int(duration))
+        for day, sessions, kwh, ended, duration in session_days(filters)
+        .values_list("day")
+        .annotate(Sum("sessions"), Sum("kwh"), Sum("ended"), Sum("duration_us"))
+        .order_by()
     }
     result = []
-    for day in days:
-        row = rows.get(day, {})
-        duration = row.get("avg_duration")
+    for day in filters.days:
+        sessions, kwh, ended, duration = rows.get(day, (0, Decimal(0), 0, 0))
         result.append(
             {
                 "date": day.isoformat(),
-                "sessions": row.get("sessions", 0),
-                "kwh": _num(row.get("energy")),
-                "avg_kwh": _num(row.get("avg_kwh")),
-                "avg_duration_minutes": round(duration.total_seconds() / 60, 1) if duration is not None else None,
+                "sessions": sessions,
+                "kwh": _num(kwh),
+                "avg_kwh": _num(kwh / sessions if sessions else None),
+                "avg_duration_minutes": _minutes(duration, ended),
             }
         )
-    return result
+    sessions = sum(row[0] for row in rows.values())
+    kwh = sum((row[1] for row in rows.values()), Decimal(0))
+    ended, duration = sum(row[2] for row in rows.values()), sum(row[3] for row in rows.values())
+    totals = {
+        "sessions": sessions,
+        "kwh": _num(kwh),
+        "avg_kwh": _num(kwh / sessions if sessions else None),
+        "avg_duration_minutes": _minutes(duration, ended),
+    }
+    return result, totals
 
 
 @dataclass
 class Series:
     key: str
     label: str
-    kwh: dict[date, Decimal]
-    sessions: dict[date, int]
-
-    @property
-    def total(self) -> Decimal:
-        return sum(self.kwh.values(), Decimal(0))
+    kwh: dict[date, Any]  # per day: the Decimal sum, or the float of it (what _num() makes of it either way)
+    total: Decimal = Decimal(0)
+    sessions: int = 0
 
 
-def _series(rows: Iterable[tuple[str, str, date, Decimal | None, int]]) -> list[Series]:
+def _series(
+    rows: Iterable[tuple[Any, date, Decimal | None, int]], label: Callable[[Any], tuple[str, str]]
+) -> list[Series]:
+    """Series from (group, day, kWh, sessions) rows, rows of the same group and day added up; `label` gives a
+    group's series key and label (asked once per group; groups with the same key make one series)."""
     by_key: dict[str, Series] = {}
-    for key, label, day, kwh, count in rows:
-        series = by_key.setdefault(key, Series(key, label, defaultdict(Decimal), defaultdict(int)))
-        series.kwh[day] += kwh or Decimal(0)
-        series.sessions[day] += count
+    labels: dict[Any, tuple[str, str]] = {}
+    zero = Decimal(0)
+    for group, day, kwh, count in rows:
+        if group not in labels:
+            labels[group] = label(group)
+        key, name = labels[group]
+        series = by_key.get(key)
+        if series is None:
+            series = by_key[key] = Series(key, name, {})
+        days = series.kwh
+        days[day] = days.get(day, zero) + (kwh or zero)
+        series.sessions += int(count)
+    for series in by_key.values():
+        series.total = sum(series.kwh.values(), zero)
     return sorted(by_key.values(), key=lambda s: (-s.total, s.key))
 
 
-def energy_by_location(queryset: QuerySet[Session]) -> list[Series]:
-    """Our own sessions' kWh per day and location."""
-    rows = (
-        queryset.filter(partner__isnull=True)
-        .annotate(day=TruncDate("start_date_time"))
-        .values_list("location_id", "day")
-        .annotate(energy=Sum("kwh"), sessions=Count("id"))
-        .order_by()
-    )
+def _location_label() -> Callable[[str], tuple[str, str]]:
     names = dict(Location.objects.filter(partner__isnull=True).values_list("ocpi_id", "name"))
-    return _series(
-        (location_id, f"{location_id} {names.get(location_id) or ''}".strip(), day, kwh, n)
-        for location_id, day, kwh, n in rows
+    return lambda location_id: (location_id, f"{location_id} {names.get(location_id) or ''}".strip())
+
+
+def location_series(rows: Iterable[tuple[str, date, Decimal | None, int]]) -> list[Series]:
+    """Series by own location from (location_id, day, kWh, sessions) rows."""
+    return _series(rows, _location_label())
+
+
+def location_totals(filters: Filters) -> list[tuple[int, str, str, str, Decimal, int]]:
+    """(CPO partner pk or 0, CPO country_code, party_id, location_id, kWh, sessions) of the period in scope: the
+    energy mix's weights, and the totals of the own locations' series. With the partner filter, ours (by token
+    party) and the partner's (as CPO) are two statements, each reading one index."""
+    sides: list[bool | None] = [True, False] if filters.partner is not None else [None]
+    return [
+        (partner_pk, cc, pid, location_id, kwh or Decimal(0), int(sessions))
+        for own in sides
+        for partner_pk, cc, pid, location_id, kwh, sessions in session_days(filters, by_location=True, own=own)
+        .values_list("partner_pk", "country_code", "party_id", "location_id")
+        .annotate(Sum("kwh"), Sum("sessions"))
+        .order_by()
+    ]
+
+
+class _Float(Cast):
+    """A number cast to a float, read as the float the driver returns (PostgreSQL's and SQLite's do): without the
+    per-row converter Django adds for a FloatField, a tenth of the read on 100,000 rows."""
+
+    def __init__(self, expression: Any) -> None:
+        super().__init__(expression, FloatField())
+
+    def get_db_converters(self, connection: Any) -> list[Any]:
+        return list(self.output_field.get_db_converters(connection))  # not the expression's float() of each value
+
+
+def energy_by_location(filters: Filters, totals: list[tuple[int, str, str, str, Decimal, int]]) -> list[Series]:
+    """Our own sessions' kWh per day and location, `totals` from location_totals().
+
+    A year of a few hundred locations is some 100,000 days of series, so each row's kWh is read as a float (the
+    database's conversion of a numeric is correctly rounded, as Python's float(Decimal) is: the same number) and
+    only rounded here; each series' total and sessions come from `totals`, exact. A location id has one row a day
+    unless two of our CPO parties use it or (the partner filter: the FULL grain) the partner has several eMSP
+    parties: then its rows are read again as Decimals and added up exactly before the conversion."""
+    own = session_days(filters, by_location=True, own=True).order_by()
+    days: dict[str, dict[date, float]] = {}
+    for location_id, day, kwh in own.values_list("location_id", "day").annotate(kwh_float=_Float("kwh")):
+        series = days.get(location_id)
+        if series is None:
+            series = days[location_id] = {}
+        if day in series:  # more than one row a day
+            break
+        series[day] = kwh
+    else:
+        return _location_series(days, totals)
+    sums: dict[str, dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for location_id, day, kwh in own.values_list("location_id", "day", "kwh"):
+        sums[location_id][day] += kwh
+    return _location_series(
+        {key: {day: float(kwh) for day, kwh in by_day.items()} for key, by_day in sums.items()}, totals
     )
 
 
-def energy_by_partner(queryset: QuerySet[Session]) -> list[Series]:
-    """kWh per day and partner: our own sessions by the eMSP party of their token (named after the partner holding
-    that party when known), partners' sessions by the CPO partner."""
+def _location_series(
+    days: dict[str, dict[date, float]], totals: list[tuple[int, str, str, str, Decimal, int]]
+) -> list[Series]:
+    label = _location_label()
+    sums: dict[str, list[Any]] = {}
+    for partner_pk, _cc, _pid, location_id, kwh, sessions in totals:
+        if not partner_pk:
+            sum_ = sums.setdefault(location_id, [Decimal(0), 0])
+            sum_[0] += kwh
+            sum_[1] += sessions
+    result = []
+    for location_id, kwh_days in days.items():
+        total, sessions = sums.get(location_id, (Decimal(0), 0))  # (a session written between the two statements)
+        result.append(Series(*label(location_id), kwh_days, total, sessions))
+    return sorted(result, key=lambda s: (-s.total, s.key))
+
+
+def partner_series(rows: Iterable[tuple[int, str, str, date, Decimal | None, int]]) -> list[Series]:
+    """Series by partner from (CPO partner pk, else 0 and the token's party, day, kWh, sessions) rows: our own
+    sessions by the eMSP party of their token (named after the partner holding that party when known), partners'
+    sessions by the CPO partner."""
     partners = dict(Partner.objects.values_list("pk", "name"))
     parties = {
         (cc.upper(), pid.upper()): partners.get(partner_id, "") if partner_id else "own"
         for cc, pid, partner_id in Party.objects.values_list("country_code", "party_id", "partner_id")
     }
-    own = (
-        queryset.filter(partner__isnull=True)
-        .annotate(day=TruncDate("start_date_time"))
-        .values_list("token_country_code", "token_party_id", "day")
-        .annotate(energy=Sum("kwh"), sessions=Count("id"))
+
+    def label(group: tuple[int, str, str]) -> tuple[str, str]:
+        partner_id, cc, pid = group
+        if partner_id:
+            return f"cpo:{partner_id}", f"CPO {partners.get(partner_id, partner_id)}"
+        party = f"{cc.upper()}*{pid.upper()}"
+        name = parties.get((cc.upper(), pid.upper()))
+        return f"emsp:{party}", f"eMSP {party}" + (f" ({name})" if name else "")
+
+    return _series((((partner_id, cc, pid), day, kwh, n) for partner_id, cc, pid, day, kwh, n in rows), label)
+
+
+def energy_by_partner(filters: Filters) -> list[Series]:
+    """kWh per day and partner (see partner_series)."""
+    return partner_series(
+        session_days(filters, by_token=True)
+        .values_list("partner_pk", "token_country_code", "token_party_id", "day")
+        .annotate(energy=Sum("kwh"), sessions=Sum("sessions"))
         .order_by()
     )
-    theirs = (
-        queryset.filter(partner__isnull=False)
-        .annotate(day=TruncDate("start_date_time"))
-        .values_list("partner_id", "day")
-        .annotate(energy=Sum("kwh"), sessions=Count("id"))
-        .order_by()
-    )
-
-    def rows() -> Iterable[tuple[str, str, date, Decimal | None, int]]:
-        for cc, pid, day, kwh, n in own:
-            party = f"{cc.upper()}*{pid.upper()}"
-            name = parties.get((cc.upper(), pid.upper()))
-            yield f"emsp:{party}", f"eMSP {party}" + (f" ({name})" if name else ""), day, kwh, n
-        for partner_id, day, kwh, n in theirs:
-            yield f"cpo:{partner_id}", f"CPO {partners.get(partner_id, partner_id)}", day, kwh, n
-
-    return _series(rows())
 
 
 def series_json(series: list[Series], days: list[date]) -> list[dict[str, Any]]:
-    return [
-        {
-            "key": s.key,
-            "label": s.label,
-            "kwh": _num(s.total),
-            "sessions": sum(s.sessions.values()),
-            "days": [_num(s.kwh.get(day)) for day in days],
-        }
-        for s in series
-    ]
+    result = []
+    for s in series:
+        get = s.kwh.get
+        result.append(
+            {
+                "key": s.key,
+                "label": s.label,
+                "kwh": _num(s.total),
+                "sessions": s.sessions,
+                # _num() of each day, inline: this runs for every series and day
+                "days": [round(float(kwh), 3) if (kwh := get(day)) else 0.0 for day in days],
+            }
+        )
+    return result
 
 
 # --- energy mix ---
@@ -298,12 +405,14 @@ def _location_mixes(keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str
     return mixes
 
 
-def energy_mix(queryset: QuerySet[Session]) -> dict[str, Any]:
+def energy_mix(totals: list[tuple[int, str, str, str, Decimal, int]]) -> dict[str, Any]:
     """Renewable share and CO2 g/kWh of the delivered energy, weighted by kWh per location (each share over the
-    energy whose location or tariff states it)."""
-    per_location = list(
-        queryset.values_list("country_code", "party_id", "location_id").annotate(energy=Sum("kwh")).order_by()
-    )
+    energy whose location or tariff states it); `totals` from location_totals()."""
+    return mix_of((cc, pid, location_id, kwh) for _partner, cc, pid, location_id, kwh, _n in totals)
+
+
+def mix_of(per_location: Iterable[tuple[str, str, str, Decimal | None]]) -> dict[str, Any]:
+    """energy_mix() from (CPO country_code, party_id, location_id, kWh) rows."""
     totals: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
     for cc, pid, location_id, kwh in per_location:
         totals[(cc.upper(), pid.upper(), location_id.upper())] += kwh or Decimal(0)
@@ -486,25 +595,17 @@ def health() -> dict[str, Any]:
 
 def dashboard_figures(filters: Filters) -> dict[str, Any]:
     """All the dashboard's figures as JSON-ready data (the page, the API and the CSV read this)."""
-    sessions = sessions_in(filters)
     days = filters.days
-    per_day = sessions_per_day(sessions, days)
-    session_count = sum(d["sessions"] for d in per_day)
-    durations = sessions.filter(end_date_time__isnull=False).aggregate(avg=Avg(_duration()))["avg"]
-    totals = sessions.aggregate(energy=Sum("kwh"), avg_kwh=Avg("kwh"))
+    per_day, totals = sessions_per_day(filters)
+    totals_by_location = location_totals(filters)
     return {
         "filters": filters.query(),
         "days": [day.isoformat() for day in days],
-        "totals": {
-            "sessions": session_count,
-            "kwh": _num(totals["energy"]),
-            "avg_kwh": _num(totals["avg_kwh"]),
-            "avg_duration_minutes": round(durations.total_seconds() / 60, 1) if durations is not None else None,
-        },
+        "totals": totals,
         "per_day": per_day,
-        "energy_by_location": series_json(energy_by_location(sessions), days),
-        "energy_by_partner": series_json(energy_by_partner(sessions), days),
-        "energy_mix": energy_mix(sessions),
+        "energy_by_location": series_json(energy_by_location(filters, totals_by_location), days),
+        "energy_by_partner": series_json(energy_by_partner(filters), days),
+        "energy_mix": energy_mix(totals_by_location),
         "availability": availability(filters),
         "health": health(),
     }

@@ -8,9 +8,10 @@ Sender serves it without rendering. The token's owner and uid are copied into co
 to the calling eMSP's parties in the database.
 """
 
-from typing import Any
+from collections.abc import Collection
+from typing import Any, Self
 
-from django.db import models
+from django.db import models, router, transaction
 from django.db.models.functions import Lower
 
 from ocpi_core.models import Partner
@@ -129,6 +130,10 @@ class Session(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # the row as it is in the database (attname -> value), for an instance loaded from it: kept up to date by save()
+    # and refresh_from_db(); the dashboard's session rollup reads the state a write replaces from it
+    _loaded_values: dict[str, Any]
+
     class Meta:
         ordering = ("last_updated", "pk")
         constraints = [
@@ -160,6 +165,32 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return f"{self.country_code}*{self.party_id} {self.ocpi_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saved in one transaction with what post_save receivers write (the dashboard's rollup), also outside of
+        one (inside one, no savepoint: nothing more is sent to the database)."""
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            super().save(*args, **kwargs)
+        self._remember_values(kwargs.get("update_fields"))
+
+    def refresh_from_db(self, using: str | None = None, fields: Any = None, from_queryset: Any = None) -> None:
+        super().refresh_from_db(using, fields, from_queryset)
+        self._remember_values(fields)
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any) -> Self:
+        instance = super().from_db(db, field_names, values, **kwargs)
+        instance._loaded_values = {
+            name: value for name, value in zip(field_names, values, strict=True) if value is not models.DEFERRED
+        }
+        return instance
+
+    def _remember_values(self, fields: Any = None) -> None:
+        loaded = self.__dict__.setdefault("_loaded_values", {})
+        for field in self._meta.concrete_fields:
+            if (fields is None or field.name in fields or field.attname in fields) and field.attname in self.__dict__:
+                loaded[field.attname] = self.__dict__[field.attname]
 
     @property
     def is_own(self) -> bool:
