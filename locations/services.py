@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from dashboard.history import evse_status_record
@@ -598,7 +598,34 @@ def _render_for_push(
 ) -> dict[str, Any] | None:
     parts = object_path.split("/")
     key = Key(country_code, party_id, *parts)  # type: ignore[arg-type]
-    location = location_find(key)
+    return _render_found(location_find(key), key, method, fields)
+
+
+def _render_many_for_push(*, items: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """`_render_for_push` for the objects of a push batch, their locations read in one query."""
+    keys = [Key(i["country_code"], i["party_id"], *i["object_path"].split("/")) for i in items]  # type: ignore[arg-type]
+    owners: dict[tuple[str, str], set[str]] = {}
+    for key in keys:
+        owners.setdefault((key.country_code.lower(), key.party_id.lower()), set()).add(key.location_id.lower())
+    wanted = Q(pk__in=[])
+    for (country_code, party_id), ids in owners.items():
+        wanted |= Q(country_code__lower=country_code, party_id__lower=party_id, ocpi_id__lower__in=sorted(ids))
+    found = {
+        (location.country_code.lower(), location.party_id.lower(), location.ocpi_id.lower()): location
+        for location in (Location.objects.filter(wanted) if keys else ())
+    }
+    return [
+        _render_found(
+            found.get((key.country_code.lower(), key.party_id.lower(), key.location_id.lower())),
+            key,
+            item["method"],
+            item["fields"],
+        )
+        for key, item in zip(keys, items, strict=True)
+    ]
+
+
+def _render_found(location: Location | None, key: Key, method: str, fields: list[str]) -> dict[str, Any] | None:
     if location is None or not location.is_own:
         return None  # an unpublished location is still rendered: _push only queues it for partners that had it
     data = _from_doc(location, key)  # the cached JSON holds the object as it is now: no further queries
@@ -662,6 +689,7 @@ def register_push_and_pull() -> None:
             module=ModuleID.LOCATIONS,
             receiver_roles=(Role.EMSP, Role.NSP, Role.NAP, Role.OTHER, Role.HUB),
             render=_render_for_push,
+            render_many=_render_many_for_push,
         )
     )
     pull_module_register(

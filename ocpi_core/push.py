@@ -5,7 +5,11 @@ partner that receives the module is written with the change, and after the commi
 enqueued, unless one is already queued or running for that partner (PartnerPushState: it sends the new row too).
 `outbox_deliver_partner` claims the partner's due rows in batches, oldest first, and sends them one after the other
 over the kept-alive pooled client; when the partner fails (unreachable, 5xx, 429) the rest of the batch is given
-back and the partner is paused for the backoff or its Retry-After.
+back and the partner is paused for the backoff or its Retry-After. Its database work is per batch, not per delivery:
+one query checks the order of all its rows, their objects are rendered together (`PushModule.render_many`) shortly
+before their turn, and the results of the calls the partner accepted are written with the attempt log in one
+transaction after those calls (never before; a worker that dies first leaves them IN_FLIGHT for the sweep, which
+sends the objects again as they are then). The task gives way to another partner's task waiting for a worker process.
 `outbox_deliver` renders the object as it is *now* (never a stored copy), sends it through the one OCPI client,
 and decides: delivered, retry later (timeouts, 5xx, 3xxx, 429 with Retry-After), or failed (4xx, 2xxx: a dead letter
 operators can resend). A PATCH the partner answers with 404 becomes a PUT of the whole (top-level) object.
@@ -24,14 +28,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, DateTimeField, F, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from ocpi_core.client import (
@@ -51,6 +55,9 @@ logger = logging.getLogger(__name__)
 
 # render(country_code=, party_id=, object_path=, method=, fields=) -> body, or None when the object no longer exists
 Renderer = Callable[..., dict[str, Any] | None]
+# render_many(items=[{country_code, party_id, object_path, method, fields}, ...]) -> one body (or None) per item, in
+# order: the objects of a batch as they are now, in a few queries instead of one per delivery
+BatchRenderer = Callable[..., list[dict[str, Any] | None]]
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class PushModule:
     # delivered(delivery=, result=): called after the partner accepted a delivery, e.g. to keep the `Location` header
     # a CDRs Receiver answers a POST with (REFERENCE §8.2); it runs before the delivery is marked DELIVERED.
     delivered: Callable[..., None] | None = None
+    # optional: what `render` gives, for several objects at once (used by the batches; `render` stays the reference)
+    render_many: BatchRenderer | None = None
 
 
 _MODULES: dict[str, PushModule] = {}
@@ -366,14 +375,18 @@ def _held(delivery: Delivery) -> QuerySet[Delivery]:
     return Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.IN_FLIGHT, attempts=delivery.attempts)
 
 
+def _parents(path: str) -> list[str]:
+    """The paths of an object's parents: LOC1/EVSE1/1 -> LOC1/EVSE1, LOC1."""
+    return [path.rsplit("/", depth)[0] for depth in range(1, path.count("/") + 1)]
+
+
 def _blocked_by(delivery: Delivery) -> Delivery | None:
     """What must reach the partner first: an older open change of the same object, or any open change of a parent
     (an EVSE PATCH must not overtake the PUT that creates its Location at the partner)."""
     path = delivery.object_path
-    parents = [path.rsplit("/", depth)[0] for depth in range(1, path.count("/") + 1)]
     return (
         Delivery.objects.filter(
-            Q(object_path=path, pk__lt=delivery.pk) | Q(object_path__in=parents),
+            Q(object_path=path, pk__lt=delivery.pk) | Q(object_path__in=_parents(path)),
             status__in=Delivery.OPEN,
             **_same_object(delivery),
         )
@@ -522,6 +535,32 @@ def outbox_deliver(*, delivery_id: int) -> DeliveryOutcome:
     return _deliver_claimed(delivery, how, now)
 
 
+def _render(spec: PushModule, delivery: Delivery) -> dict[str, Any] | None:
+    """The delivery's object as it is now (never a stale copy); None when it no longer exists."""
+    return spec.render(
+        country_code=delivery.country_code,
+        party_id=delivery.party_id,
+        object_path=delivery.object_path,
+        method=delivery.method,
+        fields=delivery.fields,
+    )
+
+
+@dataclass
+class _Sent:
+    """A delivery the partner accepted, whose result the batch has not written yet (it writes them together)."""
+
+    delivery: Delivery
+    at: datetime
+    http_status: int
+    ocpi_status: int
+    attempt: DeliveryAttempt | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+_DELIVERED = DeliveryOutcome(Delivery.Status.DELIVERED)
+
+
 def _deliver_claimed(
     delivery: Delivery,
     how: str,
@@ -530,22 +569,31 @@ def _deliver_claimed(
     clients: dict[Routing, OcpiClient] | None = None,
     attempts: list[DeliveryAttempt] | None = None,
     holds: dict[Routing, str | None] | None = None,
+    blocked_by: Callable[[Delivery], Delivery | None] | None = None,
+    render: Callable[[PushModule, Delivery], dict[str, Any] | None] | None = None,
+    sent: list[_Sent] | None = None,
 ) -> DeliveryOutcome:
     """Send a delivery this worker holds (claimed `how`: "due" or "takeover"). A batch passes its partner (prefetched
-    endpoints and parties) on `delivery.partner`, a cache of clients, a list collecting the attempt log rows, and a
-    cache of the hold checks' answers per addressee (for the batch's short life)."""
+    endpoints and parties) on `delivery.partner`, a cache of clients, a list collecting the attempt log rows, a
+    cache of the hold checks' answers per addressee (for the batch's short life), its order check (`blocked_by`,
+    one query for the whole batch), its renderer (the batch's objects rendered together, as they are now) and a
+    list collecting the accepted deliveries (`sent`): their result is written by the batch, after the call."""
     if how == "takeover":
-        DeliveryAttempt.objects.create(
+        lost = DeliveryAttempt(
             delivery=delivery,
             method=delivery.method,
             url="",
             error="The worker sending it stopped before it finished (its lease ran out); taken over.",
             outcome="LOST",
         )
+        if attempts is None:
+            lost.save()
+        else:
+            attempts.append(lost)
         window_end = delivery.window_start + timedelta(seconds=settings.OCPI_PUSH_RETRY_WINDOW_SECONDS)
         if now > window_end:  # a delivery that keeps killing its workers ends too
             return _finish(delivery, Delivery.Status.FAILED, last_error="Gave up: the retry window is over")
-    blocker = _blocked_by(delivery)
+    blocker = (blocked_by or _blocked_by)(delivery)
     if blocker is not None:
         return _wait_for(delivery, blocker, now)
 
@@ -572,18 +620,14 @@ def _deliver_claimed(
     else:
         url = f"{endpoint.rstrip('/')}/{delivery.country_code}/{delivery.party_id}/{delivery.object_path}"
     started = time.perf_counter()
+    method = delivery.method  # as sent (a PATCH the partner does not know becomes a PUT for the next attempt)
     http_status: int | None = None
     ocpi_status: int | None = None
+    accepted: _Sent | None = None
     try:
         body = None
         if delivery.method != Delivery.Method.DELETE:
-            body = spec.render(  # the object as it is now: never a stale copy
-                country_code=delivery.country_code,
-                party_id=delivery.party_id,
-                object_path=delivery.object_path,
-                method=delivery.method,
-                fields=delivery.fields,
-            )
+            body = (render or _render)(spec, delivery)  # the object as it is now: never a stale copy
             if body is None:
                 return _finish(delivery, Delivery.Status.SUPERSEDED, last_error="The object no longer exists")
         client = clients.get(routing) if clients is not None else None
@@ -595,26 +639,33 @@ def _deliver_claimed(
         http_status, ocpi_status = result.http_status, result.status_code
         if spec.delivered is not None:
             spec.delivered(delivery=delivery, result=result)
-        outcome = _finish(
-            delivery,
-            Delivery.Status.DELIVERED,
-            delivered_at=timezone.now(),
-            last_http_status=http_status,
-            last_ocpi_status=ocpi_status,
-            last_error="",
-        )
+        if sent is None:
+            outcome = _finish(
+                delivery,
+                Delivery.Status.DELIVERED,
+                delivered_at=timezone.now(),
+                last_http_status=http_status,
+                last_ocpi_status=ocpi_status,
+                last_error="",
+            )
+        else:  # accepted: the batch marks it DELIVERED with the others of the batch (LOST if its lease was lost)
+            accepted = _Sent(delivery, timezone.now(), http_status, ocpi_status)
+            sent.append(accepted)
+            outcome = _DELIVERED
         error = ""
     except PartnerCallError as exc:
         http_status, ocpi_status, error = exc.http_status, exc.ocpi_status_code, exc.message
-        outcome = _after_failure(delivery, exc)
         pause = _partner_pause(delivery, exc)
+        outcome = _after_failure(delivery, exc)
         if pause is not None:
             outcome = replace(outcome, pause=pause)
     except Exception as exc:  # a bug, a time limit, an undecryptable token: never leave the row IN_FLIGHT
         logger.exception("Delivery failed unexpectedly; retrying", extra={"delivery": delivery.pk})
         error = f"{exc.__class__.__name__}: {exc}"
         outcome = _retry(delivery, _backoff(delivery.attempts), reason=error)
-    _attempt_log(delivery, url, http_status, ocpi_status, started, error, outcome, attempts)
+    attempt = _attempt_log(delivery, url, http_status, ocpi_status, started, error, outcome, attempts, method=method)
+    if accepted is not None:
+        accepted.attempt = attempt
     return outcome
 
 
@@ -651,16 +702,20 @@ def _after_failure(delivery: Delivery, exc: PartnerCallError) -> DeliveryOutcome
     if delivery.method == Delivery.Method.PATCH and (status == 404 or exc.ocpi_status_code == 2003):
         # The partner does not have the object (2003: unknown location): send the whole top-level object, now
         # (REFERENCE §2.5). A PUT of only the EVSE would be refused too when the partner lost the Location.
-        return _retry(
+        whole = delivery.object_path.split("/", 1)[0]
+        outcome = _retry(
             delivery,
             0.0,
             reason=f"{exc.message}: sending the whole object instead",
             hand_over=False,
             method=Delivery.Method.PUT,
             fields=[],
-            object_path=delivery.object_path.split("/", 1)[0],
+            object_path=whole,
             **codes,
         )
+        if outcome is not LOST:  # the row is that PUT now (a batch keeps the order of what it still holds back)
+            delivery.method, delivery.fields, delivery.object_path = Delivery.Method.PUT, [], whole
+        return outcome
     if status == 429:
         delay = _retry_after(exc.headers.get("Retry-After"))
         return _retry(
@@ -680,10 +735,12 @@ def _attempt_log(
     error: str,
     outcome: DeliveryOutcome,
     collect: list[DeliveryAttempt] | None = None,
-) -> None:
+    *,
+    method: str | None = None,
+) -> DeliveryAttempt:
     attempt = DeliveryAttempt(
         delivery=delivery,
-        method=delivery.method,
+        method=method or delivery.method,
         url=url,
         http_status=http_status,
         ocpi_status=ocpi_status,
@@ -695,6 +752,7 @@ def _attempt_log(
         attempt.save()
     else:
         collect.append(attempt)
+    return attempt
 
 
 # --- operations ---
@@ -791,9 +849,261 @@ def _unclaim(rows: Sequence[Delivery], lease: datetime) -> None:
         ).update(status=Delivery.Status.PENDING, lease_until=None, attempts=F("attempts") - 1)
 
 
+ObjectKey = tuple[str, str, str, str]  # module, country_code, party_id, object_path
+
+_RESULTS_SECONDS = 1.0  # a batch writes the results it holds at least this often (a slow partner)
+# A task that has run this long goes on from the back of the queue when another partner's task waits for a worker
+# process (fewer processes than busy partners): partners take turns of a fraction of a second, not of
+# OCPI_PUSH_BATCH_SECONDS; with a process for every busy partner, a task keeps its turn.
+_GIVE_WAY_SECONDS = 0.3
+_RENDER_FRESH_SECONDS = 1.0  # objects rendered for a batch are rendered again when older than this at their turn
+
+
+def _others_wait(partner_id: int) -> bool:
+    """Whether another partner's batch task waits for a worker process: that partner is held (its task is queued or
+    running) and not paused, but its holder has not refreshed the hold for _GIVE_WAY_SECONDS (a running task does at
+    every batch; one in a long call to its partner looks the same, which only costs a turn)."""
+    now = timezone.now()
+    quiet = now + _hold_for() - timedelta(seconds=_GIVE_WAY_SECONDS)
+    held = PartnerPushState.objects.filter(_not_paused(now), queued_until__gt=now, queued_until__lt=quiet)
+    return held.exclude(holder="").exclude(partner_id=partner_id).exists()
+
+
+def _object_key(delivery: Delivery) -> ObjectKey:
+    return (delivery.module, delivery.country_code, delivery.party_id, delivery.object_path)
+
+
+class _BatchOrder:
+    """Order per object for a claimed batch, checked with one query instead of one per delivery (`_blocked_by`):
+    the open deliveries outside the batch that may have to go first (older changes of the same objects, changes of
+    their parents), and the batch's own rows that are still open (not tried yet, waiting, held by another worker)."""
+
+    def __init__(self, partner_id: int, rows: Sequence[Delivery]) -> None:
+        self.open: dict[ObjectKey, dict[int, Delivery]] = {}
+        paths: dict[tuple[str, str, str], set[str]] = {}
+        for row in rows:
+            self.open.setdefault(_object_key(row), {})[row.pk] = row
+            paths.setdefault((row.module, row.country_code, row.party_id), set()).update(
+                [row.object_path, *_parents(row.object_path)]
+            )
+        where = Q(pk__in=[])
+        for (module, country_code, party_id), wanted in paths.items():
+            where |= Q(module=module, country_code=country_code, party_id=party_id, object_path__in=sorted(wanted))
+        others = (
+            Delivery.objects.filter(where, partner_id=partner_id, status__in=Delivery.OPEN)
+            .exclude(pk__in=[row.pk for row in rows])
+            .only("pk", "module", "country_code", "party_id", "object_path", "status", "next_attempt_at")
+            .order_by("pk")
+        )
+        self.outside: dict[ObjectKey, list[Delivery]] = {}
+        for other in others if rows else ():
+            self.outside.setdefault(_object_key(other), []).append(other)
+
+    def blocker(self, delivery: Delivery) -> Delivery | None:
+        """What must reach the partner first, as `_blocked_by` finds it: the oldest open older change of the same
+        object or open change of a parent, in the batch or outside it."""
+        key = _object_key(delivery)
+        found = [other for other in self.outside.get(key, ()) if other.pk < delivery.pk]
+        found += [other for pk, other in self.open.get(key, {}).items() if pk < delivery.pk]
+        for parent in _parents(delivery.object_path):
+            parent_key = (*key[:3], parent)
+            found += self.outside.get(parent_key, ())
+            found += self.open.get(parent_key, {}).values()
+        return min(found, key=lambda other: other.pk, default=None)
+
+    def tried(self, delivery: Delivery, key: ObjectKey, outcome: DeliveryOutcome, now: datetime) -> None:
+        """`delivery` (open under `key` until now) was tried: finished, it holds up nothing any more; still open, it
+        does, under its path now (a PATCH the partner did not know is a PUT of the whole object now)."""
+        self.open.get(key, {}).pop(delivery.pk, None)
+        if outcome.status in _TERMINAL:
+            return
+        if outcome.status == Delivery.Status.PENDING:
+            delivery.status = Delivery.Status.PENDING
+            delay = outcome.retry_in  # None: held back (`_hold`) until the hold is checked again
+            seconds = settings.OCPI_PUSH_HOLD_RECHECK_SECONDS if delay is None else delay
+            delivery.next_attempt_at = now + timedelta(seconds=seconds)
+        self.open.setdefault(_object_key(delivery), {})[delivery.pk] = delivery
+
+
+def _supersede_in_batch(
+    claimed: Sequence[tuple[Delivery, str]],
+    lease: datetime,
+    order: _BatchOrder,
+    run: "BatchRun",
+    attempts: list[DeliveryAttempt],
+) -> list[tuple[Delivery, str]]:
+    """Several changes of one object in a batch (an older one whose worker died, and one queued meanwhile): the
+    newest carries them, their methods merged as `outbox_add` merges them (PUT wins over PATCH, PATCH fields add
+    up); the older ones end SUPERSEDED without a call of their own. Returns the rows left to send."""
+    newest = {_object_key(row): row for row, _ in claimed}  # pk order: the last one of an object wins
+    if len(newest) == len(claimed):
+        return list(claimed)
+    kept: list[tuple[Delivery, str]] = []
+    merged: dict[int, tuple[str, set[str]]] = {}
+    now = timezone.now()
+    for row, how in claimed:
+        key = _object_key(row)
+        top = newest[key]
+        if top is row:
+            kept.append((row, how))
+            continue
+        if how == "takeover":
+            attempts.append(
+                DeliveryAttempt(
+                    delivery=row,
+                    method=row.method,
+                    url="",
+                    error="The worker sending it stopped before it finished (its lease ran out); taken over.",
+                    outcome="LOST",
+                )
+            )
+        outcome = _finish(
+            row,
+            Delivery.Status.SUPERSEDED,
+            superseded_by=top,
+            last_error="A newer change of the object, sent in the same batch, carries it",
+        )
+        run.count(outcome)
+        order.tried(row, key, outcome, now)
+        if outcome is not LOST:
+            method, fields = merged.get(top.pk, (top.method, set(top.fields)))
+            merged[top.pk] = (_merge_method(row.method, method), fields | set(row.fields))
+    for row, _ in kept:
+        if row.pk in merged:
+            method, fields = merged[row.pk]
+            row.method, row.fields = method, sorted(fields) if method == Delivery.Method.PATCH else []
+            Delivery.objects.filter(pk=row.pk, status=Delivery.Status.IN_FLIGHT, lease_until=lease).update(
+                method=row.method, fields=row.fields
+            )
+    return kept
+
+
+class _BatchBodies:
+    """The objects of a batch rendered together, per module, by its `render_many`, as they are when their turn comes
+    (rendered again when older than _RENDER_FRESH_SECONDS: a slow partner); `render`, one by one, for a module
+    without it, or when `render_many` fails."""
+
+    def __init__(self, rows: Sequence[Delivery]) -> None:
+        self.rows = list(rows)
+        self.position = {row.pk: index for index, row in enumerate(self.rows)}
+        self.bodies: dict[str, tuple[float, dict[tuple[Any, ...], dict[str, Any] | None]]] = {}  # per module
+        self.failed: set[str] = set()
+
+    @staticmethod
+    def _key(delivery: Delivery) -> tuple[Any, ...]:
+        return (delivery.pk, delivery.method, delivery.object_path, tuple(delivery.fields))
+
+    def render(self, spec: PushModule, delivery: Delivery) -> dict[str, Any] | None:
+        if spec.render_many is None or spec.module in self.failed or delivery.pk not in self.position:
+            return _render(spec, delivery)
+        key = self._key(delivery)
+        rendered_at, bodies = self.bodies.get(spec.module, (0.0, {}))
+        if key not in bodies or time.monotonic() - rendered_at > _RENDER_FRESH_SECONDS:
+            bodies = self._render_rest(spec, spec.render_many, delivery)
+        return bodies[key] if key in bodies else _render(spec, delivery)
+
+    def _render_rest(
+        self, spec: PushModule, render_many: BatchRenderer, delivery: Delivery
+    ) -> dict[tuple[Any, ...], dict[str, Any] | None]:
+        """Render this delivery's object and those of the batch's later deliveries of the same module."""
+        rest = [
+            row
+            for row in self.rows[self.position[delivery.pk] :]
+            if row.module == spec.module and row.method != Delivery.Method.DELETE
+        ]
+        items = [
+            {
+                "country_code": row.country_code,
+                "party_id": row.party_id,
+                "object_path": row.object_path,
+                "method": row.method,
+                "fields": row.fields,
+            }
+            for row in rest
+        ]
+        rendered_at = time.monotonic()
+        try:
+            bodies = render_many(items=items)
+            if len(bodies) != len(rest):
+                raise ValueError(f"render_many gave {len(bodies)} bodies for {len(rest)} objects")
+        except Exception:  # each delivery renders its own object then (and a broken one retries, as always)
+            logger.exception("Rendering a batch failed; rendering one by one", extra={"ocpi_module": spec.module})
+            self.failed.add(spec.module)
+            return {}
+        rendered = {self._key(row): body for row, body in zip(rest, bodies, strict=True)}
+        self.bodies[spec.module] = (rendered_at, rendered)
+        return rendered
+
+
+def _per_row(sent: Sequence[_Sent], value: Callable[[_Sent], Any], output_field: Any) -> Any:
+    """One value per delivery for an UPDATE of them all (a CASE on the pk; a plain value when they all share it)."""
+    values = [value(item) for item in sent]
+    if all(v == values[0] for v in values):
+        return Value(values[0], output_field=output_field)
+    pairs = zip(sent, values, strict=True)
+    whens = [When(pk=item.delivery.pk, then=Value(v, output_field=output_field)) for item, v in pairs]
+    return Case(*whens, output_field=output_field)
+
+
+def _write_results(sent: list[_Sent], attempts: list[DeliveryAttempt], lease: datetime, run: "BatchRun") -> None:
+    """Write what a batch did, in one transaction: the deliveries the partner accepted become DELIVERED (one
+    UPDATE; only after their call succeeded, and only those this worker still holds under the batch's lease: one
+    taken over meanwhile is LOST, its new holder's row is not touched) and the attempt log (one INSERT). A worker
+    that dies before this leaves them IN_FLIGHT: the sweep takes them over when the lease runs out and sends the
+    objects again as they are then. Empties both lists."""
+    if not sent:
+        DeliveryAttempt.objects.bulk_create(attempts)
+        attempts.clear()
+        return
+    with transaction.atomic():
+        held = set(
+            Delivery.objects.select_for_update()
+            .filter(pk__in=[item.delivery.pk for item in sent], status=Delivery.Status.IN_FLIGHT, lease_until=lease)
+            .values_list("pk", flat=True)
+        )
+        ours = [item for item in sent if item.delivery.pk in held]
+        if ours:
+            Delivery.objects.filter(pk__in=[item.delivery.pk for item in ours]).update(
+                status=Delivery.Status.DELIVERED,
+                lease_until=None,
+                last_error="",
+                delivered_at=_per_row(ours, lambda item: item.at, DateTimeField()),
+                last_http_status=_per_row(ours, lambda item: item.http_status, IntegerField()),
+                last_ocpi_status=_per_row(ours, lambda item: item.ocpi_status, IntegerField()),
+            )
+        for item in sent:
+            if item.delivery.pk not in held and item.attempt is not None:
+                item.attempt.outcome = LOST.status
+        DeliveryAttempt.objects.bulk_create(attempts)
+    for item in sent:
+        run.count(_DELIVERED if item.delivery.pk in held else LOST)
+    for item in ours:
+        delivery_finished(item.delivery, Delivery.Status.DELIVERED)
+    if ours and _may_wait.get():
+        _wake_waiting_many([item.delivery for item in ours])
+    sent.clear()
+    attempts.clear()
+
+
+def _wake_waiting_many(deliveries: Sequence[Delivery]) -> None:
+    """`_wake_waiting` for the deliveries a batch finished: two statements for them all."""
+    now = timezone.now()
+    where = Q(pk__in=[])
+    for delivery in deliveries:
+        path = delivery.object_path
+        where |= Q(**_same_object(delivery)) & (
+            Q(object_path=path, pk__gt=delivery.pk) | Q(object_path__startswith=f"{path}/")
+        )
+    waiting = Delivery.objects.filter(where, status=Delivery.Status.PENDING, next_attempt_at__gt=now)
+    ids = list(waiting.order_by("pk").values_list("pk", flat=True)[:_WAKE_LIMIT])
+    if ids:
+        Delivery.objects.filter(pk__in=ids, status=Delivery.Status.PENDING).update(next_attempt_at=now)
+
+
 def outbox_deliver_partner(*, partner_id: int, holder: str | None = None) -> BatchRun:
     """Send the partner's due deliveries, oldest first, one after the other over the pooled client, in batches of
-    OCPI_PUSH_BATCH_SIZE, until none is due (after OCPI_PUSH_BATCH_SECONDS the task enqueues itself again).
+    OCPI_PUSH_BATCH_SIZE, until none is due (after OCPI_PUSH_BATCH_SECONDS the task enqueues itself again; after
+    _GIVE_WAY_SECONDS already when another partner's task waits for a worker process).
 
     Only the partner's one batch task runs it (PartnerPushState: `holder` is the token `outbox_wake` gave the task;
     None for a timer, which runs only if the partner is free). Every delivery goes through the same steps as
@@ -811,8 +1121,15 @@ def outbox_deliver_partner(*, partner_id: int, holder: str | None = None) -> Bat
     holds: dict[Routing, str | None] = {}
     wake_in: float | None = None
     lease_seconds = settings.OCPI_PUSH_LEASE_SECONDS
+    batches = 0  # a task sends at least one batch per turn
     while True:
-        if time.monotonic() - started > settings.OCPI_PUSH_BATCH_SECONDS:
+        running = time.monotonic() - started
+        if running > settings.OCPI_PUSH_BATCH_SECONDS or (
+            batches
+            and running > _GIVE_WAY_SECONDS
+            and _others_wait(partner_id)
+            and Delivery.objects.filter(_due(timezone.now()), partner=partner).exists()
+        ):
             run.status = "CONTINUED"  # others' turn: go on from the back of the queue
             try:
                 _partner_task(partner_id, token)
@@ -822,6 +1139,7 @@ def outbox_deliver_partner(*, partner_id: int, holder: str | None = None) -> Bat
             break
         claimed, lease = _claim_batch(partner, settings.OCPI_PUSH_BATCH_SIZE)
         claimed_at = time.monotonic()
+        batches += 1
         if not claimed:
             _let_go(partner_id, token)
             # a change committed while we let go found the partner held and enqueued nothing: take it up again
@@ -837,6 +1155,7 @@ def outbox_deliver_partner(*, partner_id: int, holder: str | None = None) -> Bat
             _unclaim([row for row, _ in claimed], lease)
             return BatchRun("BUSY")  # the sweep gave the partner to another task (this one looked stuck)
         attempts: list[DeliveryAttempt] = []
+        sent: list[_Sent] = []
         pause: float | None = None
         holds.clear()  # hold checks are asked again for every batch
         # whether a delivery of the partner waits (for its turn or a retry) and may have to be woken; a wait that
@@ -846,25 +1165,44 @@ def outbox_deliver_partner(*, partner_id: int, holder: str | None = None) -> Bat
         ).exists()
         may_wait = _may_wait.set(waiting)
         try:
-            for index, (delivery, how) in enumerate(claimed):
+            order = _BatchOrder(partner_id, [row for row, _ in claimed])  # one query for the whole batch
+            rows = _supersede_in_batch(claimed, lease, order, run, attempts)
+            bodies = _BatchBodies([row for row, _ in rows])
+            for index, (delivery, how) in enumerate(rows):
                 if time.monotonic() - claimed_at > lease_seconds / 2:  # the lease runs low: claim afresh
-                    _unclaim([row for row, _ in claimed[index:]], lease)
+                    _unclaim([row for row, _ in rows[index:]], lease)
                     break
+                key = _object_key(delivery)
+                now = timezone.now()
                 outcome = _deliver_claimed(
-                    delivery, how, timezone.now(), clients=clients, attempts=attempts, holds=holds
+                    delivery,
+                    how,
+                    now,
+                    clients=clients,
+                    attempts=attempts,
+                    holds=holds,
+                    blocked_by=order.blocker,
+                    render=bodies.render,
+                    sent=sent,
                 )
-                run.count(outcome)
+                order.tried(delivery, key, outcome, now)
+                if outcome is not _DELIVERED:  # an accepted delivery is counted once its result is written
+                    run.count(outcome)
                 if outcome.retry_in is not None:
                     _may_wait.set(True)
                 if outcome.pause is not None:
-                    _unclaim([row for row, _ in claimed[index + 1 :]], lease)
+                    _unclaim([row for row, _ in rows[index + 1 :]], lease)
                     pause = outcome.pause
                     break
                 if outcome.retry_in:  # waits for its turn: look again then (woken earlier when the turn comes)
                     wake_in = outcome.retry_in if wake_in is None else min(wake_in, outcome.retry_in)
+                if sent and time.monotonic() - sent[0].started > _RESULTS_SECONDS:  # a slow partner
+                    _write_results(sent, attempts, lease, run)
         finally:
-            _may_wait.reset(may_wait)
-            DeliveryAttempt.objects.bulk_create(attempts)
+            try:
+                _write_results(sent, attempts, lease, run)
+            finally:
+                _may_wait.reset(may_wait)
         if pause is not None:
             run.status = "PAUSED"
             _pause(partner_id, token, pause)

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import orjson
+from celery.signals import worker_process_shutdown
 from django.conf import settings
 from django.db import close_old_connections, connections
 from django.http import HttpRequest, HttpResponse
@@ -67,7 +68,7 @@ def _write(**fields: Any) -> None:
         logger.exception("Could not write the traffic log")
 
 
-# --- batched writes of the inbound log (off the request path) ---
+# --- batched writes of the log (off the request path, and off a push batch's path) ---
 
 _BATCH_ROWS = 200  # a flush starts early when this many rows wait
 _INSERT_CHUNK = 500
@@ -136,15 +137,21 @@ _buffer = _Buffer()
 
 
 def traffic_log_flush() -> int:
-    """Write the inbound rows still waiting in this process now (tests, shutdown). Returns how many."""
+    """Write the rows still waiting in this process now (tests, shutdown). Returns how many."""
     return _buffer.flush()
 
 
+def _flush_at_shutdown(**_: Any) -> None:
+    traffic_log_flush()
+
+
 atexit.register(traffic_log_flush)
+# a Celery pool process leaves by os._exit (no atexit): it writes what waits when it shuts down
+worker_process_shutdown.connect(_flush_at_shutdown, weak=False, dispatch_uid="ocpi-traffic-log-flush")
 
 
-def _write_inbound(**fields: Any) -> None:
-    """An inbound row: inline when OCPI_TRAFFIC_LOG_FLUSH_SECONDS is 0, else handed to the writer thread."""
+def _write_batched(**fields: Any) -> None:
+    """A row: inline when OCPI_TRAFFIC_LOG_FLUSH_SECONDS is 0, else handed to the writer thread."""
     if not settings.OCPI_TRAFFIC_LOG_ENABLED:
         return
     delay = _flush_seconds()
@@ -163,7 +170,7 @@ def traffic_log_inbound(
     """Record one request a partner made to us."""
     partner = getattr(request, "ocpi_partner", None)
     response_body = b"" if response.streaming else response.content
-    _write_inbound(
+    _write_batched(
         partner=partner if isinstance(partner, Partner) else None,
         direction=TrafficLog.Direction.IN,
         method=request.method or "",
@@ -193,8 +200,8 @@ def traffic_log_outbound(
     response_body: bytes | None,
     error: str = "",
 ) -> None:
-    """Record one request we made to a partner."""
-    _write(
+    """Record one request we made to a partner (written as inbound rows are: a push batch does not wait for it)."""
+    _write_batched(
         partner=partner if partner is not None and partner.pk else None,
         direction=TrafficLog.Direction.OUT,
         method=method,
