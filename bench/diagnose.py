@@ -18,6 +18,7 @@ import json
 import os
 import pstats
 import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Callable
@@ -147,7 +148,11 @@ def section(title: str, call: Callable[[], Any], *, repeat: int, explain_ms: flo
 def _stats_lines(text: str) -> list[str]:
     lines = [line for line in text.splitlines() if line.strip()]
     start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
-    body = [line.replace(str(REPO) + "/", "").replace(sys.prefix + "/", "") for line in lines[start:]]
+    stdlib = sysconfig.get_paths()["stdlib"] + "/"
+    body = [
+        line.replace(str(REPO) + "/", "").replace(sys.prefix + "/", "").replace(stdlib, "<stdlib>/")
+        for line in lines[start:]
+    ]
     return ["```", *body, "```", ""]
 
 
