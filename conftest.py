@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -82,6 +84,21 @@ def make_partner(
                 partner=partner, country_code=country_code, party_id=party_id, role=role, name=f"{name} {role}"
             )
     return partner, token
+
+
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def staff(own_parties: list[Party]) -> Client:
+    """A Django test client carrying a staff user's JWT, obtained from /api/token/ (the platform API's callers)."""
+    get_user_model().objects.create_user("operator", password=STAFF_PASSWORD, is_staff=True)
+    client = Client()
+    tokens = client.post(
+        "/api/token/", {"username": "operator", "password": STAFF_PASSWORD}, content_type="application/json"
+    )
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {tokens.json()['access']}"
+    return client
 
 
 @pytest.fixture

@@ -21,15 +21,6 @@ BASE = "/api/cdrs/"
 
 
 @pytest.fixture
-def staff(own_parties: list[Party]) -> Client:
-    get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
-    client = Client()
-    tokens = client.post("/api/token/", {"username": "operator", "password": PASSWORD}, content_type="application/json")
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {tokens.json()['access']}"
-    return client
-
-
-@pytest.fixture
 def emsp(own_parties: list[Party]) -> Partner:
     partner, _ = make_partner(name="emsp", roles=(("DE", "PRT", Role.EMSP),))
     PartnerEndpoint.objects.create(

@@ -6,7 +6,6 @@ from typing import Any
 
 import orjson
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
@@ -18,18 +17,6 @@ from conftest import envelope_body, make_partner
 from ocpi_core.models import Partner, PartnerEndpoint, Party
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def staff(own_parties: list[Party]) -> Client:
-    """A Django test client carrying a staff user's JWT."""
-    get_user_model().objects.create_user("operator", password="pw-operator-1", is_staff=True)
-    client = Client()
-    tokens = client.post(
-        "/api/token/", {"username": "operator", "password": "pw-operator-1"}, content_type="application/json"
-    )
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {tokens.json()['access']}"
-    return client
 
 
 @pytest.fixture

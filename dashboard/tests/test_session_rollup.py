@@ -20,7 +20,6 @@ from typing import Any
 
 import orjson
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
@@ -43,7 +42,6 @@ from sessions_app.models import Session, SessionStatus
 from sessions_app.services import session_start, session_stop, session_update
 from sessions_app.tests.factories import cdr_token, own_charging_location, session_data
 
-PASSWORD = "correct horse battery staple"
 D1, D2, D3 = date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)
 HOUR = 3600 * 10**6  # microseconds
 SESSION_FIGURES = ("totals", "per_day", "energy_by_location", "energy_by_partner", "energy_mix")
@@ -100,15 +98,6 @@ def send(client: Client, method: str, path: str, data: Any) -> Any:
     response = getattr(client, method)(path, orjson.dumps(data), "application/json")
     assert response.status_code in (200, 201), response.content
     return response
-
-
-@pytest.fixture
-def staff(own_parties: list[Party]) -> Client:
-    get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
-    client = Client()
-    tokens = client.post("/api/token/", {"username": "operator", "password": PASSWORD}, content_type="application/json")
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {tokens.json()['access']}"
-    return client
 
 
 def test_rollup_follows_partner_sessions_put_and_patched_over_http(staff: Client) -> None:

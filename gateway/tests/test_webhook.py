@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from kombu import pools as kombu_pools
 from pytest_httpserver import HTTPServer
@@ -41,17 +40,6 @@ def eager() -> Iterator[None]:
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = saved
-
-
-@pytest.fixture
-def staff(own_parties: list[Party]) -> Client:
-    get_user_model().objects.create_user("operator", password="pw-operator-1", is_staff=True)
-    client = Client()
-    tokens = client.post(
-        "/api/token/", {"username": "operator", "password": "pw-operator-1"}, content_type="application/json"
-    )
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {tokens.json()['access']}"
-    return client
 
 
 def test_signature_is_hmac_sha256_of_the_body(settings: Any) -> None:

@@ -68,16 +68,6 @@ def location(location_id: str = "LOC1", *, party_id: str = "OWN", city: str = "U
 
 
 @pytest.fixture
-def staff(own_parties: list[Party]) -> Client:
-    """A Django test client carrying a staff user's JWT, obtained from /api/token/."""
-    get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
-    client = Client()
-    tokens = client.post("/api/token/", {"username": "operator", "password": PASSWORD}, content_type="application/json")
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {tokens.json()['access']}"
-    return client
-
-
-@pytest.fixture
 def receiver(own_parties: list[Party]) -> Partner:
     """A registered eMSP partner offering the locations RECEIVER interface: our changes are pushed to it."""
     partner, _ = make_partner(name="receiver")

@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from pytest_httpserver import HTTPServer
 
@@ -20,17 +19,7 @@ from sessions_app.models import Session
 from sessions_app.services import session_charging_preferences_send
 from sessions_app.tests.factories import cdr_token, own_charging_location, session_data
 
-PASSWORD = "correct horse battery staple"
 BASE = "/api/sessions/"
-
-
-@pytest.fixture
-def staff(own_parties: list[Party]) -> Client:
-    get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
-    client = Client()
-    tokens = client.post("/api/token/", {"username": "operator", "password": PASSWORD}, content_type="application/json")
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {tokens.json()['access']}"
-    return client
 
 
 def send(client: Client, method: str, path: str, data: Any = None) -> Any:

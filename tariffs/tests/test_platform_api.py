@@ -34,15 +34,6 @@ def body(tariff_id: str = "T1", **fields: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def staff(own_parties: list[Party]) -> Client:
-    get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
-    client = Client()
-    tokens = client.post("/api/token/", {"username": "operator", "password": PASSWORD}, content_type="application/json")
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {tokens.json()['access']}"
-    return client
-
-
-@pytest.fixture
 def receiver(own_parties: list[Party]) -> Partner:
     """A registered eMSP partner offering the tariffs RECEIVER interface."""
     partner, _ = make_partner(name="receiver")

@@ -10,14 +10,12 @@ from typing import Any
 
 import orjson
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import examples_dir
 from ocpi_core.envelope import format_datetime, parse_datetime
-from ocpi_core.models import Party
 from tariffs.models import decimalize, dumps_exact, loads_exact
 from tariffs.pricing import Amount, Pricing, PricingError, price_session, round_fraction, select_tariff
 from tariffs.services import Key, tariff_put
@@ -774,17 +772,6 @@ def test_splitting_a_period_in_halves_changes_nothing(
 
 
 # --- the platform API ------------------------------------------------------------------------------------------------
-
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def staff(own_parties: list[Party]) -> Client:
-    get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
-    client = Client()
-    tokens = client.post("/api/token/", {"username": "operator", "password": PASSWORD}, content_type="application/json")
-    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {tokens.json()['access']}"
-    return client
 
 
 @pytest.mark.django_db

@@ -4,25 +4,15 @@ services (cached JSON, outbox rows for CPO partners); a refused request changes 
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
 from conftest import make_partner
 from ocpi_core.constants import Role
-from ocpi_core.models import Delivery, PartnerEndpoint, Party
+from ocpi_core.models import Delivery, PartnerEndpoint
 from tokens.models import Token
 from tokens.tests.factories import token_data
 
-PASSWORD = "correct horse battery staple"
 BASE = "/api/tokens/"
-
-
-@pytest.fixture
-def staff(own_parties: list[Party]) -> Client:
-    get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
-    client = Client()
-    jwt = client.post("/api/token/", {"username": "operator", "password": PASSWORD}, content_type="application/json")
-    return Client(HTTP_AUTHORIZATION=f"Bearer {jwt.json()['access']}")
 
 
 @pytest.fixture
