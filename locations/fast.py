@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from locations.services import Key, location_patch
 from ocpi_core import pagination
 from ocpi_core.constants import Role
-from ocpi_core.db import pg_fetch
+from ocpi_core.db import pg_fetch, pg_timestamptz
 from ocpi_core.envelope import OcpiResponse, raw_data_response
 from ocpi_core.exceptions import UnknownLocation
 from ocpi_core.fastpath import fast_json_body, fast_partner_request, fast_route, with_routing
@@ -29,6 +29,7 @@ from ocpi_core.hot import own_party_keys
 _TABLE = '"locations_location"'
 _SENDABLE = '"partner_id" IS NULL AND ("publish" OR "publish_allowed_to" IS NOT NULL)'
 _ORDER = ' ORDER BY "last_updated" ASC, "id" ASC'
+_RAW = ("text", "timestamptz")  # the cached JSON passed on as the bytes read; the stamps: only the last is needed
 
 
 def _sender_filter(parties: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:
@@ -100,7 +101,7 @@ def sender_list(request: HttpRequest) -> HttpResponse:
         if page.date_to is not None:
             where, params = where + ' AND "last_updated" < %s', [*params, page.date_to]
         if page.limit:
-            rows = pg_fetch(*_window(where, params, page))
+            rows = pg_fetch(*_window(where, params, page), raw=_RAW)
 
     def count() -> int:
         if not parties:
@@ -109,8 +110,8 @@ def sender_list(request: HttpRequest) -> HttpResponse:
         return int(_cached("count", sql, params, lambda: pg_fetch(sql, params)[0][0]))
 
     served, has_more = rows[: page.limit], len(rows) > page.limit
-    data = b"[" + ",".join(row[2] for row in served).encode() + b"]"
-    last = (served[-1][0], served[-1][1]) if served else None
+    data = b"[" + b",".join(row[2] for row in served) + b"]"
+    last = (pg_timestamptz(served[-1][0]), served[-1][1]) if served else None
     headers = pagination.page_headers(page, count, request.path, len(served), has_more, last, None)
     return with_routing(raw_data_response(data, headers=headers), routing)
 
@@ -124,12 +125,12 @@ def sender_object(request: HttpRequest, location_id: str) -> HttpResponse | None
     if parties:
         where, params = _sender_filter(parties)
         sql = f'SELECT "doc" FROM {_TABLE} WHERE {where} AND LOWER("ocpi_id") = %s LIMIT 1'  # noqa: S608
-        rows = pg_fetch(sql, [*params, location_id.lower()])
+        rows = pg_fetch(sql, [*params, location_id.lower()], raw=_RAW)
     if not rows:
         raise UnknownLocation(f"Unknown location {location_id}")
     if not rows[0][0]:
         return None  # no cached document (yet): the DRF view renders it from the rows
-    return with_routing(raw_data_response(rows[0][0].encode()), routing)
+    return with_routing(raw_data_response(rows[0][0]), routing)
 
 
 @fast_route(

@@ -2,10 +2,12 @@
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import partial, wraps
 from typing import Any, TypeVar
 
 import psycopg
+import psycopg.types.datetime
 from django.conf import settings
 from django.db import IntegrityError, NotSupportedError, OperationalError, connections, transaction
 
@@ -33,7 +35,24 @@ def _execute(sql: str, params: Sequence[Any], many: bool, context: dict[str, Any
     context["cursor"].execute(sql, params, prepare=prepare)
 
 
-def pg_fetch(sql: str, params: Sequence[Any], *, using: str = "default") -> list[tuple[Any, ...]]:
+class _AsBytes(psycopg.adapt.Loader):
+    """Loads a column as the bytes PostgreSQL sent (text format), converting nothing."""
+
+    def load(self, data: Any) -> bytes:
+        return bytes(data)
+
+
+def pg_timestamptz(raw: bytes, *, using: str = "default") -> datetime:
+    """A `timestamptz` read with `raw=("timestamptz",)`, as psycopg would have loaded it (aware datetime; the
+    connection's DateStyle and time zone are psycopg's concern)."""
+    connection = connections[using]
+    loader = psycopg.types.datetime.TimestamptzLoader(psycopg.postgres.types["timestamptz"].oid, connection.connection)
+    return loader.load(raw)  # type: ignore[no-any-return]
+
+
+def pg_fetch(
+    sql: str, params: Sequence[Any], *, using: str = "default", raw: Sequence[str] = ()
+) -> list[tuple[Any, ...]]:
     """Run one read statement of a hot path on PostgreSQL as a prepared statement, and return its rows.
 
     The SQL is written once (no ORM query building per call), the parameters are bound by the server and the
@@ -45,6 +64,10 @@ def pg_fetch(sql: str, params: Sequence[Any], *, using: str = "default") -> list
     The statement goes through `connection.execute_wrappers` and is recorded in `connection.queries` like the ORM's
     (query-count tests and bench/diagnose.py see it). A connection found broken at the first statement is opened
     again once (outside a transaction), which spares these paths Django's per-request `SELECT 1` health check.
+
+    `raw` names PostgreSQL types (`text`, `timestamptz` ...) whose columns come back as the bytes the server sent,
+    unconverted: a page of 51 cached documents is passed on as bytes, and of its 51 timestamps only the last is ever
+    needed (`pg_timestamptz`).
     """
     connection = connections[using]
     if connection.vendor != "postgresql":
@@ -57,6 +80,8 @@ def pg_fetch(sql: str, params: Sequence[Any], *, using: str = "default") -> list
         try:
             with connection.wrap_database_errors:
                 cursor = psycopg.Cursor(connection.connection)
+                for type_name in raw:
+                    cursor.adapters.register_loader(type_name, _AsBytes)
                 try:
                     executor: Any = partial(_execute, prepare=prepare)
                     for wrapper in reversed(connection.execute_wrappers):  # as Django's cursors run them

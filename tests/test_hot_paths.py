@@ -18,7 +18,7 @@ from ocpi_core.constants import Role
 from ocpi_core.crypto import token_generate, token_hash
 from ocpi_core.envelope import format_datetime
 from ocpi_core.models import Partner, PartnerToken, Party, TrafficLog
-from ocpi_core.traffic import traffic_log_flush
+from ocpi_core.traffic import body_for_log, traffic_log_flush
 
 LIST = "/ocpi/2.2.1/cpo/locations"
 HOT = override_settings(OCPI_HOT_CACHE_SECONDS=60.0, OCPI_TRAFFIC_LOG_ENABLED=False)  # the log: its own test
@@ -97,6 +97,31 @@ def test_batched_traffic_log_records_every_request(partner: tuple[Partner, Clien
     assert all(row.partner_id == partner_row.pk and row.http_status == 200 for row in rows)
     assert {row.module for row in rows} == {"locations"}
     assert all(started <= row.created_at <= datetime.now(UTC) for row in rows)  # the time of the request
+    assert all(row.ocpi_status_code == 1000 and row.method == "GET" and row.url == f"{LIST}/LOC001" for row in rows)
+    assert all(orjson.loads(row.response_body)["data"]["id"] == "LOC001" and row.request_body == "" for row in rows)
+    assert all(row.duration_ms is not None and row.duration_ms > 0 and row.error == "" for row in rows)
+
+
+@override_settings(OCPI_TRAFFIC_LOG_FLUSH_SECONDS=3600.0)
+def test_batched_traffic_log_keeps_a_body_with_a_nul_byte_and_the_rows_around_it(
+    partner: tuple[Partner, Client],
+) -> None:
+    """PostgreSQL text cannot hold NUL: such a body is stored with U+FFFD instead, and the batch it is in (written
+    with one COPY) is not lost."""
+    _, client = partner
+    locations(1)
+    url = "/ocpi/2.2.1/emsp/locations/DE/PRC/PLOC9/EVSE1"
+    assert client.get(f"{LIST}/LOC000", HTTP_X_REQUEST_ID="nul-0").status_code == 200
+    answer = client.patch(url, data=b'{"status": "\x00"}', content_type="application/json", HTTP_X_REQUEST_ID="nul-1")
+    assert answer.status_code == 400
+    assert answer.json()["status_code"] == 2001
+    assert client.get(f"{LIST}/LOC000", HTTP_X_REQUEST_ID="nul-2").status_code == 200
+    assert traffic_log_flush() == 3
+    rows = {row.request_id: row for row in TrafficLog.objects.filter(request_id__startswith="nul-")}
+    assert sorted(rows) == ["nul-0", "nul-1", "nul-2"]
+    assert rows["nul-1"].request_body == '{"status": "\ufffd"}'
+    assert rows["nul-1"].http_status == 400
+    assert rows["nul-1"].ocpi_status_code == 2001
 
 
 @override_settings(OCPI_COUNT_CACHE_SECONDS=60)
@@ -171,3 +196,19 @@ def test_cached_json_columns_are_stored_lz4_compressed(own_parties: list[Party])
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_column_compression(doc) FROM locations_location WHERE id = %s", [big.pk])
         assert cursor.fetchone() == ("lz4",)
+
+
+@override_settings(OCPI_TRAFFIC_LOG_BODY_LIMIT=100)
+def test_logged_bodies_are_cut_and_a_token_at_the_cut_is_still_redacted() -> None:
+    secret = "S" * 64
+    filler = '{"items": ["' + "x" * 80 + '"], '
+    straddling = (filler + f'"token": "{secret}"}}').encode()  # the token starts before the cut and ends after it
+    logged = body_for_log(straddling)
+    assert secret[:5] not in logged
+    assert len(logged) == 101
+    assert logged.endswith("…")
+    broken = straddling[:-1]  # not JSON any more: the fallback pattern redacts it
+    assert secret[:5] not in body_for_log(broken)
+    far = (filler + '"more": "' + "y" * 5000 + f'", "token": "{secret}"}}').encode()  # never kept: not looked at
+    assert body_for_log(far) == far[:100].decode() + "…"
+    assert body_for_log(b'{"token": "abc"}') == '{"token":"***"}'
