@@ -137,9 +137,9 @@ class _Buffer:
             if connection.vendor == "postgresql":
                 # COPY: a third of the cost of a multi-row INSERT, for the database and for this process (no SQL
                 # to build); the values are the columns' own (created_at is the time of the request)
-                names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+                columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
                 table = connection.ops.quote_name(TrafficLog._meta.db_table)
-                with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
             else:
