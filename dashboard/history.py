@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from dashboard.models import EvseStatusChange
+from dashboard.rollup import status_change_add
 from locations.models import Evse
 
 _UNSET = object()
@@ -17,10 +18,10 @@ def evse_status_record(evse: Evse, at: datetime, *, new: object = _UNSET) -> Non
     """
     if new is not _UNSET:
         if isinstance(new, str) and new and new != evse.status:
-            EvseStatusChange.objects.create(evse_id=evse.pk, status=new, since=at)
+            status_change_add(evse.pk, new, at)
         return
     if evse.pk is None or not evse.status:
         return
     last = EvseStatusChange.objects.filter(evse_id=evse.pk).order_by("-since", "-pk").values_list("status", flat=True)
     if last.first() != evse.status:
-        EvseStatusChange.objects.create(evse_id=evse.pk, status=evse.status, since=at)
+        status_change_add(evse.pk, evse.status, at)

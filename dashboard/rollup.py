@@ -24,6 +24,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from dashboard.models import EvseStatusChange, EvseStatusDay
+from ocpi_core.db import pg_fetch
 
 _DAY = timedelta(days=1)
 _MICROSECOND = timedelta(microseconds=1)
@@ -81,15 +82,57 @@ def rollup_change(change: EvseStatusChange) -> None:
         )
         .get()
     )
-    prev = None if prev_since is None else (prev_since, prev_status)
+    _rollup_add(change.evse_id, change.status, since, None if prev_since is None else (prev_since, prev_status), after)
+
+
+def _rollup_add(
+    evse_id: int, status: str, since: datetime, prev: tuple[datetime, str] | None, after: datetime | None
+) -> None:
+    """The rollup rows a change at `since` moves, given the changes around it (`prev`: since and status)."""
     rows: list[tuple] = []
     if after is not None:
         if prev is not None:
-            rows += _interval(change.evse_id, prev[1], since, after, -1)
-        rows += _interval(change.evse_id, change.status, since, after)
+            rows += _interval(evse_id, prev[1], since, after, -1)
+        rows += _interval(evse_id, status, since, after)
     elif prev is not None:
-        rows += _interval(change.evse_id, prev[1], prev[0], since)
+        rows += _interval(evse_id, prev[1], prev[0], since)
     _upsert(rows)
+
+
+def _insert_with_neighbours_sql() -> str:
+    table = EvseStatusChange._meta.db_table
+    prev = (
+        f'SELECT "since", "status" FROM "{table}" WHERE "evse_id" = %s AND "since" <= %s'  # noqa: S608
+        ' ORDER BY "since" DESC, "id" DESC LIMIT 1'
+    )
+    after = f'SELECT "since" FROM "{table}" WHERE "evse_id" = %s AND "since" > %s ORDER BY "since", "id" LIMIT 1'  # noqa: S608
+    return (
+        f'WITH "new" AS (INSERT INTO "{table}" ("evse_id", "status", "since") VALUES (%s, %s, %s) RETURNING "id") '  # noqa: S608
+        f'SELECT "prev"."since", "prev"."status", ({after}) FROM "new" LEFT JOIN LATERAL ({prev}) "prev" ON TRUE'
+    )
+
+
+def status_change_add(evse_id: int, status: str, since: datetime) -> None:
+    """Record that an EVSE has `status` from `since`, and account for it in the rollup.
+
+    On PostgreSQL the row is inserted and its neighbours read in one prepared statement (this runs in the transaction
+    of every EVSE status change: the receiver's hot path). The statement does not see the row it inserts, and that
+    row's id is the highest: the earlier changes are those with `since <= since`, the later ones `since > since`,
+    the same order (since, then id) as `rollup_change`. Elsewhere: the ORM's create, and `rollup_change` from its
+    post_save signal.
+    """
+    if connection.vendor != "postgresql":
+        EvseStatusChange.objects.create(evse_id=evse_id, status=status, since=since)
+        return
+    global _INSERT_WITH_NEIGHBOURS
+    if _INSERT_WITH_NEIGHBOURS is None:
+        _INSERT_WITH_NEIGHBOURS = _insert_with_neighbours_sql()
+    params = [evse_id, status, since, evse_id, since, evse_id, since]
+    prev_since, prev_status, after = pg_fetch(_INSERT_WITH_NEIGHBOURS, params)[0]
+    _rollup_add(evse_id, status, since, None if prev_since is None else (prev_since, prev_status), after)
+
+
+_INSERT_WITH_NEIGHBOURS: str | None = None
 
 
 @receiver(post_save, sender=EvseStatusChange, dispatch_uid="dashboard_rollup_change")

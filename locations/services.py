@@ -9,17 +9,17 @@ backends): the same writes, plus an outbox row per receiving partner in the same
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from django.db import transaction
-from django.db.models import Prefetch, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import Field, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from dashboard.history import evse_status_record
 from locations.models import Connector, Evse, Location
 from ocpi_core.constants import ModuleID, Role
-from ocpi_core.db import retry_on_conflict
+from ocpi_core.db import pg_columns, pg_fetch, pg_instance, retry_on_conflict
 from ocpi_core.envelope import dumps, format_datetime, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound, UnknownLocation
 from ocpi_core.hot import partner_owns
@@ -133,18 +133,62 @@ def _evse_find(location: Location, uid: str) -> Evse | None:
 
 def _evse_and_location_find(key: Key) -> Evse | None:
     """An EVSE with its location (`evse.location`) in one statement, the location locked as location_find(lock=True)
-    does: the PATCH of an EVSE status (the receiver's hot path) needs both. None when either is unknown."""
+    does: the PATCH of an EVSE status (the receiver's hot path) needs both. None when either is unknown.
+
+    On PostgreSQL it is a prepared statement (ocpi_core.db.pg_fetch) that reads the whole EVSE and of the location
+    only what a PATCH of an EVSE uses (`_PATCH_LOCATION_FIELDS`; the others are deferred, as with `.only()`)."""
+    evse_uid = (key.evse_uid or "").lower()
+    lowered = [key.country_code.lower(), key.party_id.lower(), key.location_id.lower(), evse_uid]
+    if connection.vendor == "postgresql":
+        global _EVSE_AND_LOCATION
+        if _EVSE_AND_LOCATION is None:
+            _EVSE_AND_LOCATION = _evse_and_location_sql()
+        sql, evse_fields, location_fields = _EVSE_AND_LOCATION
+        rows = pg_fetch(sql, lowered)
+        if not rows:
+            return None
+        evse = pg_instance(Evse, evse_fields, rows[0][: len(evse_fields)])
+        evse.location = pg_instance(Location, location_fields, rows[0][len(evse_fields) :])
+        return evse
     return (
         Evse.objects.select_related("location")
         .select_for_update(of=("location",))
         .filter(
-            location__country_code__lower=key.country_code.lower(),
-            location__party_id__lower=key.party_id.lower(),
-            location__ocpi_id__lower=key.location_id.lower(),
-            uid__lower=(key.evse_uid or "").lower(),
+            location__country_code__lower=lowered[0],
+            location__party_id__lower=lowered[1],
+            location__ocpi_id__lower=lowered[2],
+            uid__lower=evse_uid,
         )
+        .order_by("pk")
         .first()
     )
+
+
+# what location_patch reads of the location when it PATCHes one of its EVSEs (and _push, when it is ours)
+_PATCH_LOCATION_FIELDS = (
+    *("id", "partner_id", "country_code", "party_id", "ocpi_id"),
+    *("publish", "publish_allowed_to", "last_updated", "doc"),
+)
+_EVSE_AND_LOCATION: tuple[str, list[Any], list[Any]] | None = None
+
+
+def _evse_and_location_sql() -> tuple[str, list[Any], list[Any]]:
+    evse_columns, evse_fields = pg_columns(Evse, '"e"')
+    location_columns, location_fields = pg_columns(Location, '"l"', _PATCH_LOCATION_FIELDS)
+    where = (
+        'LOWER("l"."country_code") = %s AND LOWER("l"."party_id") = %s AND LOWER("l"."ocpi_id") = %s'
+        ' AND LOWER("e"."uid") = %s'
+    )
+    sql = (
+        f'SELECT {evse_columns}, {location_columns} FROM {_table(Evse)} "e" '  # noqa: S608 (names from the models)
+        f'JOIN {_table(Location)} "l" ON "l"."id" = "e"."location_id" WHERE {where} '
+        'ORDER BY "e"."id" LIMIT 1 FOR UPDATE OF "l"'
+    )
+    return sql, evse_fields, location_fields
+
+
+def _table(model: type[Location | Evse]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def _connector_find(evse: Evse, connector_id: str) -> Connector | None:
@@ -355,6 +399,7 @@ def _push(
     *,
     location: Location,
     was_publishable: bool | None = None,
+    evse: Evse | None = None,
 ) -> None:
     """Own objects only: an outbox row per receiving partner, keyed by the ids as stored (a request may spell them
     in another case). A location that is not publishable is not pushed, unless it was before this change: then
@@ -365,7 +410,8 @@ def _push(
         return
     path = [location.ocpi_id]
     if key.evse_uid is not None:
-        evse = _evse_find(location, key.evse_uid)
+        if evse is None:  # (the caller may have it already)
+            evse = _evse_find(location, key.evse_uid)
         path.append(evse.uid if evse else key.evse_uid)
         if key.connector_id is not None:
             connector = _connector_find(evse, key.connector_id) if evse else None
@@ -496,17 +542,21 @@ def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResu
         for name, value in values.items():
             setattr(evse, name, value)
         if not data.get("connectors"):
-            # The hot path (a status change): the EVSE's changed columns, then the location's last_updated and its
-            # cached JSON in one statement, the JSON patched in place instead of re-read and re-rendered.
-            evse.save(update_fields=list(values))
+            # The hot path (a status change): the EVSE's changed columns, the location's last_updated and its cached
+            # JSON, the JSON patched in place instead of re-read and re-rendered; one statement on PostgreSQL.
             bumped = location.last_updated < when
             if bumped:
                 location.last_updated = when
-            if not _doc_evse_replace(location, evse):
+            doc = _doc_with_evse(location, evse)
+            if doc is None:  # the cached JSON does not hold this EVSE: rendered again from the rows
+                evse.save(update_fields=list(values))
                 if bumped:
                     Location.objects.filter(pk=location.pk).update(last_updated=when)
                 location_doc_refresh(location)
-            return _patched(partner, key, data, location, was_publishable)
+            else:
+                location.doc = doc
+                _evse_and_location_write(evse, list(values), location)
+            return _patched(partner, key, data, location, was_publishable, evse=evse)
         evse.save()
         for connector_data in data.get("connectors") or []:  # those connectors as sent; the others stay
             existing = _connector_find(evse, connector_data["id"])
@@ -531,22 +581,28 @@ def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResu
 
 
 def _patched(
-    partner: Partner | None, key: Key, data: dict[str, Any], location: Location, was_publishable: bool
+    partner: Partner | None,
+    key: Key,
+    data: dict[str, Any],
+    location: Location,
+    was_publishable: bool,
+    *,
+    evse: Evse | None = None,
 ) -> WriteResult:
     """After a PATCH is stored: queue it for the receiving partners (own objects)."""
     fields = [f for f in data if f != "last_updated"]
     if not publishable(location) and was_publishable:
         fields = sorted({*fields, "publish"})  # partners that showed it must learn it is no longer public
-    _push(partner, key, Delivery.Method.PATCH, fields, location=location, was_publishable=was_publishable)
+    _push(partner, key, Delivery.Method.PATCH, fields, location=location, was_publishable=was_publishable, evse=evse)
     return WriteResult(location)
 
 
-def _doc_evse_replace(location: Location, evse: Evse) -> bool:
-    """Write `location.last_updated` and one EVSE's own fields (its connectors unchanged) into the cached JSON, and
-    both to the database in one UPDATE. The result is what `location_render_rows` gives (same fields, same order);
-    False, nothing written, when the cached JSON does not hold that EVSE (then the caller re-renders)."""
+def _doc_with_evse(location: Location, evse: Evse) -> str | None:
+    """The cached JSON with `location.last_updated` and one EVSE's own fields (its connectors unchanged) written in:
+    what `location_render_rows` gives after the change (same fields, same order). None when the cached JSON does
+    not hold that EVSE (then the caller renders it again)."""
     if not location.doc:
-        return False
+        return None
     doc = orjson.loads(location.doc)
     evses = doc.get("evses") or []
     for index, cached in enumerate(evses):
@@ -556,11 +612,28 @@ def _doc_evse_replace(location: Location, evse: Evse) -> bool:
             evses[index] = {name: data[name] for name in _order("EVSE") if name in data}
             break
     else:
-        return False
+        return None
     doc["last_updated"] = format_datetime(location.last_updated)
-    location.doc = dumps(doc).decode()
-    Location.objects.filter(pk=location.pk).update(last_updated=location.last_updated, doc=location.doc)
-    return True
+    return dumps(doc).decode()
+
+
+def _evse_and_location_write(evse: Evse, names: list[str], location: Location) -> None:
+    """Save the EVSE's fields `names`, and the location's last_updated and cached JSON: one statement on
+    PostgreSQL (a data-modifying WITH), two elsewhere."""
+    if connection.vendor != "postgresql":
+        evse.save(update_fields=names)
+        Location.objects.filter(pk=location.pk).update(last_updated=location.last_updated, doc=location.doc)
+        return
+    fields = [cast(Field, Evse._meta.get_field(name)) for name in names]
+    sets = ", ".join(f"{connection.ops.quote_name(cast(str, field.column))} = %s" for field in fields)
+    params = [field.get_db_prep_save(getattr(evse, field.attname), connection) for field in fields]
+    stamp = cast(Field, Location._meta.get_field("last_updated")).get_db_prep_save(location.last_updated, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'WITH "evse" AS (UPDATE {_table(Evse)} SET {sets} WHERE "id" = %s) '  # noqa: S608 (names from the models)
+            f'UPDATE {_table(Location)} SET "last_updated" = %s, "doc" = %s WHERE "id" = %s',
+            [*params, evse.pk, stamp, location.doc, location.pk],
+        )
 
 
 # --- own objects ---

@@ -10,8 +10,10 @@ import psycopg
 import psycopg.types.datetime
 from django.conf import settings
 from django.db import IntegrityError, NotSupportedError, OperationalError, connections, transaction
+from django.db.models import Field, Model
 
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound=Model)
 
 
 def retry_on_conflict(func: F) -> F:
@@ -53,7 +55,8 @@ def pg_timestamptz(raw: bytes, *, using: str = "default") -> datetime:
 def pg_fetch(
     sql: str, params: Sequence[Any], *, using: str = "default", raw: Sequence[str] = ()
 ) -> list[tuple[Any, ...]]:
-    """Run one read statement of a hot path on PostgreSQL as a prepared statement, and return its rows.
+    """Run one statement of a hot path that returns rows (a read, or a write with RETURNING) on PostgreSQL as a
+    prepared statement, and return its rows.
 
     The SQL is written once (no ORM query building per call), the parameters are bound by the server and the
     statement is prepared at its first run on a connection, so PostgreSQL parses and plans it once: the token lookup
@@ -104,3 +107,21 @@ def pg_fetch(
             )
         return rows
     raise AssertionError("unreachable")
+
+
+def pg_columns(model: type[Model], alias: str, names: Sequence[str] | None = None) -> tuple[str, list[Field]]:
+    """`alias."column", ...` of a model's concrete fields (all, or those named, in the model's order) for a
+    hand-written SELECT, with the fields in that order (for `pg_instance`)."""
+    fields = [f for f in model._meta.concrete_fields if names is None or f.attname in names or f.name in names]
+    return ", ".join(f'{alias}."{f.column}"' for f in fields), fields
+
+
+def pg_instance(model: type[M], fields: Sequence[Field], values: Sequence[Any], *, using: str = "default") -> M:
+    """A model instance from the values of `pg_columns(model, ...)` in a pg_fetch row, converted as the ORM
+    converts them (JSON decoded ...). Fields not read are deferred, as with `.only()`."""
+    connection = connections[using]
+    converted = [
+        value if value is None or not hasattr(field, "from_db_value") else field.from_db_value(value, None, connection)
+        for field, value in zip(fields, values, strict=True)
+    ]
+    return model.from_db(using, [f.attname for f in fields], converted)

@@ -13,7 +13,7 @@ from django.test import Client
 from conftest import auth_header, make_partner
 from dashboard import services
 from dashboard.models import EvseStatusChange, EvseStatusDay
-from dashboard.rollup import day_spans, rollup_rebuild
+from dashboard.rollup import day_spans, rollup_rebuild, status_change_add
 from dashboard.services import Filters, availability
 from locations.models import Evse
 from locations.services import Key, location_put
@@ -72,30 +72,45 @@ EXPECTED = {
 }
 
 
-def test_changes_in_order_across_midnight_and_several_days(evse: Evse) -> None:
+def orm_create(evse: Evse, status: str, since: datetime) -> None:
+    EvseStatusChange.objects.create(evse=evse, status=status, since=since)  # the rollup from its post_save signal
+
+
+def service_add(evse: Evse, status: str, since: datetime) -> None:
+    status_change_add(evse.pk, status, since)  # what the services call (PostgreSQL: insert and neighbours at once)
+
+
+WRITERS = pytest.mark.parametrize("add", [orm_create, service_add], ids=["orm", "service"])
+
+
+@WRITERS
+def test_changes_in_order_across_midnight_and_several_days(evse: Evse, add: Any) -> None:
     for status, since in HISTORY:
-        EvseStatusChange.objects.create(evse=evse, status=status, since=since)
+        add(evse, status, since)
     assert rollup(evse) == EXPECTED
     assert rollup_rebuild([evse.pk]) == len(EXPECTED)
     assert rollup(evse) == EXPECTED
 
 
+@WRITERS
 @pytest.mark.parametrize("order", [(3, 2, 1, 0), (0, 3, 1, 2), (2, 0, 3, 1), (1, 3, 0, 2)])
-def test_changes_out_of_order(evse: Evse, order: tuple[int, ...]) -> None:
+def test_changes_out_of_order(evse: Evse, order: tuple[int, ...], add: Any) -> None:
     for index in order:
         status, since = HISTORY[index]
-        EvseStatusChange.objects.create(evse=evse, status=status, since=since)
+        add(evse, status, since)
     assert rollup(evse) == EXPECTED
 
 
-def test_two_changes_at_the_same_instant_follow_pk_order(evse: Evse) -> None:
-    EvseStatusChange.objects.create(evse=evse, status="AVAILABLE", since=at(DAY1, 0))
-    EvseStatusChange.objects.create(evse=evse, status="BLOCKED", since=at(DAY1, 10))
-    EvseStatusChange.objects.create(evse=evse, status="CHARGING", since=at(DAY1, 10))  # BLOCKED lasts 0 s
-    EvseStatusChange.objects.create(evse=evse, status="AVAILABLE", since=at(DAY1, 12))
-    assert rollup(evse) == {(DAY1, "AVAILABLE"): 10 * HOUR, (DAY1, "CHARGING"): 2 * HOUR}
+@WRITERS
+def test_two_changes_at_the_same_instant_follow_pk_order(evse: Evse, add: Any) -> None:
+    add(evse, "AVAILABLE", at(DAY1, 0))
+    add(evse, "BLOCKED", at(DAY1, 10))
+    add(evse, "CHARGING", at(DAY1, 10))  # BLOCKED lasts 0 s
+    add(evse, "AVAILABLE", at(DAY1, 12))
+    add(evse, "OUTOFORDER", at(DAY1, 10))  # at the same instant again, later: after CHARGING, before 12:00
+    assert rollup(evse) == {(DAY1, "AVAILABLE"): 10 * HOUR, (DAY1, "OUTOFORDER"): 2 * HOUR}
     rollup_rebuild([evse.pk])
-    assert rollup(evse) == {(DAY1, "AVAILABLE"): 10 * HOUR, (DAY1, "CHARGING"): 2 * HOUR}
+    assert rollup(evse) == {(DAY1, "AVAILABLE"): 10 * HOUR, (DAY1, "OUTOFORDER"): 2 * HOUR}
 
 
 def test_a_receiver_patch_keeps_the_rollup(own_parties: list[Party]) -> None:
