@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from celery.schedules import crontab
@@ -79,16 +80,25 @@ TEMPLATES = [
     },
 ]
 
+
+def postgres_options() -> dict[str, Any]:
+    """psycopg options of a PostgreSQL connection. Parameters bound by PostgreSQL, not pasted into the SQL text
+    (DJANGO_DB_SERVER_SIDE_BINDING); and prepared statements (OCPI_DB_PREPARE): a statement run 5 times on a kept
+    connection is then parsed and planned once, and the hot paths' statements (ocpi_core.db.pg_fetch) at their first
+    run. Django turns psycopg's preparing off unless `prepare_threshold` is given. Both false behind a pooler in
+    transaction mode (PgBouncer before 1.21) that cannot keep prepared statements."""
+    prepare = env.bool("OCPI_DB_PREPARE", default=True)
+    return {
+        "server_side_binding": env.bool("DJANGO_DB_SERVER_SIDE_BINDING", default=True),
+        "prepare_threshold": 5 if prepare else None,
+    }
+
+
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Parameters bound by PostgreSQL, not pasted into the SQL text: a statement run 5 times on a kept connection is
-    # then prepared, parsed and planned once (a third of a small lookup's time). False behind a pooler in transaction
-    # mode (PgBouncer before 1.21) that cannot keep prepared statements.
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
-        "DJANGO_DB_SERVER_SIDE_BINDING", default=True
-    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update(postgres_options())
 else:
     # SQLite: wait for the writer lock instead of failing at once when web and worker write together. Transactions
     # take the lock when they begin (IMMEDIATE): one that read first and then wrote could not wait for it ("database

@@ -1,14 +1,14 @@
 """Test settings: PostgreSQL and Redis when the environment names them (CI does), SQLite otherwise."""
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import env
+from config.settings.base import env, postgres_options
 
 DEBUG = False
 DATABASES = {"default": env.db("TEST_DATABASE_URL", default="sqlite:///:memory:")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_ocpi_platform")}
     # as in production (config.settings.base): parameters bound by the server, repeated statements prepared
-    DATABASES["default"]["OPTIONS"] = {"server_side_binding": env.bool("DJANGO_DB_SERVER_SIDE_BINDING", default=True)}
+    DATABASES["default"]["OPTIONS"] = postgres_options()
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 OCPI_ALLOW_PRIVATE_URLS = True
 OCPI_COUNT_CACHE_SECONDS = 0  # tests add objects between requests and expect exact counts
