@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
+from django.conf import settings
+from django.db import connection
 from django.http import QueryDict
 from django.test import Client, override_settings
 
@@ -173,7 +175,8 @@ def test_patch_of_an_evse_rewrites_the_cached_json_in_place(
 
 def test_cached_json_columns_are_stored_lz4_compressed(own_parties: list[Party]) -> None:
     """Reading a page is mostly decompressing its documents: lz4 reads about twice as fast as pglz (bench/README)."""
-    from django.db import connection
+    from django.conf import settings
+from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("column compression is PostgreSQL's")
@@ -212,3 +215,23 @@ def test_logged_bodies_are_cut_and_a_token_at_the_cut_is_still_redacted() -> Non
     far = (filler + '"more": "' + "y" * 5000 + f'", "token": "{secret}"}}').encode()  # never kept: not looked at
     assert body_for_log(far) == far[:100].decode() + "…"
     assert body_for_log(b'{"token": "abc"}') == '{"token":"***"}'
+
+
+def test_statements_are_prepared_on_postgresql(partner: tuple[Partner, Client]) -> None:
+    """Django turns psycopg's prepared statements off unless `prepare_threshold` is set (postgres_options): the hot
+    paths' statements are prepared at their first run, the ORM's after 5 runs on a connection."""
+    if connection.vendor != "postgresql" or not settings.OCPI_DB_PREPARE:
+        pytest.skip("prepared statements are PostgreSQL's, and on unless OCPI_DB_PREPARE=false")
+    _, client = partner
+    locations(1)
+    assert client.get(f"{LIST}/LOC000").status_code == 200
+    for _ in range(6):
+        assert Location.objects.filter(ocpi_id="LOC000").exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any('"token_hash" IN' in statement for statement in prepared)  # the token (ocpi_core.authentication)
+    assert any('SELECT "doc" FROM "locations_location"' in statement for statement in prepared)  # locations.fast
+    assert any(
+        '"locations_location"."ocpi_id" = $2 LIMIT 1' in statement for statement in prepared
+    )  # the ORM's, 6 runs
