@@ -175,8 +175,6 @@ def test_patch_of_an_evse_rewrites_the_cached_json_in_place(
 
 def test_cached_json_columns_are_stored_lz4_compressed(own_parties: list[Party]) -> None:
     """Reading a page is mostly decompressing its documents: lz4 reads about twice as fast as pglz (bench/README)."""
-    from django.conf import settings
-from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("column compression is PostgreSQL's")
