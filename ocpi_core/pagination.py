@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import F, Model, Q, QuerySet, Window
+from django.db.models import Count, F, Model, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.http import QueryDict
 
@@ -177,15 +177,18 @@ def _anchors(filtered: QuerySet[Any], date_field: str) -> list[tuple[datetime, i
     cached = cache.get(key)
     if cached is None:
         ranked = filtered.order_by().annotate(
-            _ocpi_rn=Window(RowNumber(), order_by=[F(date_field).asc(), F("pk").asc()])
+            _ocpi_rn=Window(RowNumber(), order_by=[F(date_field).asc(), F("pk").asc()]),
+            _ocpi_total=Window(Count("pk")),  # the count from the same scan (a refresh is one scan, not two)
         )
-        cached = list(
+        rows = list(
             ranked.annotate(_ocpi_slot=F("_ocpi_rn") % ANCHOR_EVERY)
             .filter(_ocpi_slot=1, _ocpi_rn__gt=1)
             .order_by()
-            .values_list(date_field, "pk")
+            .values_list(date_field, "pk", "_ocpi_total")
         )
-        cached.sort()
+        if rows:
+            cache.set("ocpi-count:" + _query_key(filtered), rows[0][2], ttl)
+        cached = sorted((stamp, pk) for stamp, pk, _ in rows)
         cache.set(key, cached, ttl)
     return list(cached)
 
