@@ -203,12 +203,20 @@ def page_headers(
     total: int | None,
 ) -> dict[str, str]:
     """X-Total-Count, X-Limit and the Link of one page. `count` counts the whole filtered list; it is called only
-    when the request carries no count (a first page, an offset page)."""
+    when the request carries no count (a first page, an offset page) and the list does not end on this page.
+
+    A page that was read and holds the end of the list (nothing after it, and objects on it or no offset) knows
+    the total exactly: its offset plus what it serves. No count is run for it, and a count kept from up to
+    OCPI_COUNT_CACHE_SECONDS ago never contradicts the objects the page shows (a list of one page is always
+    exact)."""
     next_offset = request.offset + served
     if total is None:
         carried = request.cursor[2] if request.cursor is not None else None
         seen = next_offset + (1 if has_more else 0)
-        total = max(carried, seen) if carried is not None else max(count(), seen if served else 0)
+        if request.limit and not has_more and (served or not request.offset):
+            total = next_offset
+        else:
+            total = max(carried, seen) if carried is not None else max(count(), seen if served else 0)
     headers = {"X-Total-Count": str(total), "X-Limit": str(settings.OCPI_MAX_PAGE_LIMIT)}
     if served and has_more and last_key is not None:
         params: dict[str, Any] = {"offset": next_offset, "limit": request.limit}

@@ -65,8 +65,12 @@ def test_sender_get_and_pages_cost_one_query_each_with_warm_caches(
         second = client.get(link)
     assert [item["id"] for item in orjson.loads(second.content)["data"]] == ["LOC002", "LOC003"]
     with django_assert_num_queries(3):  # the token; an offset page: keys and docs in one statement; the count
-        third = client.get(f"{LIST}?offset=4&limit=2")
-    assert [item["id"] for item in orjson.loads(third.content)["data"]] == ["LOC004"]
+        third = client.get(f"{LIST}?offset=1&limit=2")
+    assert [item["id"] for item in orjson.loads(third.content)["data"]] == ["LOC001", "LOC002"]
+    with django_assert_num_queries(2):  # the token and the page: it holds the end of the list, so it knows the total
+        last = client.get(f"{LIST}?offset=4&limit=2")
+    assert [item["id"] for item in orjson.loads(last.content)["data"]] == ["LOC004"]
+    assert last.headers["X-Total-Count"] == "5"
 
 
 @HOT
@@ -236,3 +240,19 @@ def test_statements_are_prepared_on_postgresql(partner: tuple[Partner, Client]) 
     assert any(
         '"locations_location"."ocpi_id" = $2 LIMIT 1' in statement for statement in prepared
     )  # the ORM's, 6 runs
+
+
+@override_settings(OCPI_COUNT_CACHE_SECONDS=60)
+def test_a_page_holding_the_end_of_the_list_knows_its_total_exactly(partner: tuple[Partner, Client]) -> None:
+    """A count kept from earlier never contradicts the objects a page shows: a list of one page, or the last page
+    of an offset walk, counts what it serves. Pages before the end use the kept count."""
+    _, client = partner
+    locations(3)
+    assert client.get(f"{LIST}?limit=2").headers["X-Total-Count"] == "3"  # counted, and kept for 60 s
+    own_location("LOC100", last_updated=T0 + timedelta(days=1))
+    assert client.get(f"{LIST}?limit=2").headers["X-Total-Count"] == "3"  # not the end: the kept count
+    assert client.get(f"{LIST}?limit=10").headers["X-Total-Count"] == "4"  # one page: what it serves
+    last = client.get(f"{LIST}?offset=2&limit=2")
+    assert [item["id"] for item in orjson.loads(last.content)["data"]] == ["LOC002", "LOC100"]
+    assert last.headers["X-Total-Count"] == "4"
+    assert "Link" not in last.headers
