@@ -59,10 +59,11 @@ def pg_fetch(
     prepared statement, and return its rows.
 
     The SQL is written once (no ORM query building per call), the parameters are bound by the server and the
-    statement is prepared at its first run on a connection, so PostgreSQL parses and plans it once: the token lookup
-    went from 0.19 to 0.05 ms (bench/README.md). OCPI_DB_PREPARE=false turns preparing off, for poolers in
-    transaction mode that cannot keep prepared statements. `sql` uses %s placeholders and must name its columns: a
-    prepared `SELECT *` breaks when a migration adds one.
+    statement is prepared at its first run on a connection, so PostgreSQL parses and plans it once: the token lookup,
+    partner rows built, went from 0.27 to 0.19 ms (bench/README.md). This needs the connection's `prepare_threshold`
+    set (config.settings.base.postgres_options): with Django's default, None, psycopg ignores `prepare=True`.
+    OCPI_DB_PREPARE=false turns preparing off, for poolers in transaction mode that cannot keep prepared statements.
+    `sql` uses %s placeholders and must name its columns: a prepared `SELECT *` breaks when a migration adds one.
 
     The statement goes through `connection.execute_wrappers` and is recorded in `connection.queries` like the ORM's
     (query-count tests and bench/diagnose.py see it). A connection found broken at the first statement is opened
