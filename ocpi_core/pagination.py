@@ -88,13 +88,18 @@ def _query_key(queryset: QuerySet[Any]) -> str:
     return str(key)
 
 
+def _count_key(queryset: QuerySet[Any]) -> str:
+    """The cache key of a list query's count (written by `_count`, and by `_anchors` from the same scan)."""
+    return "ocpi-count:" + _query_key(queryset)
+
+
 def _count(queryset: QuerySet[Any]) -> int:
     """COUNT(*) of a list query, kept OCPI_COUNT_CACHE_SECONDS per query so random-offset paging does not count on
     every page (0 = always count)."""
     ttl = settings.OCPI_COUNT_CACHE_SECONDS
     if not ttl:
         return queryset.count()
-    key = "ocpi-count:" + _query_key(queryset)
+    key = _count_key(queryset)
     cached = cache.get(key)
     if cached is None:
         cached = queryset.count()
@@ -187,7 +192,7 @@ def _anchors(filtered: QuerySet[Any], date_field: str) -> list[tuple[datetime, i
             .values_list(date_field, "pk", "_ocpi_total")
         )
         if rows:
-            cache.set("ocpi-count:" + _query_key(filtered), rows[0][2], ttl)
+            cache.set(_count_key(filtered), rows[0][2], ttl)
         cached = sorted((stamp, pk) for stamp, pk, _ in rows)
         cache.set(key, cached, ttl)
     return list(cached)
