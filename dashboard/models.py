@@ -8,7 +8,8 @@ from locations.models import Evse
 
 
 class EvseStatusChange(models.Model):
-    """The EVSE took `status` at `since` (the change's OCPI last_updated)."""
+    """The EVSE took `status` at `since` (the change's OCPI last_updated; one stamped in the future is recorded at the
+    time the change reached us: dashboard.rollup.status_change_add)."""
 
     evse = models.ForeignKey(Evse, on_delete=models.CASCADE, related_name="status_changes")
     status = models.CharField(max_length=16)

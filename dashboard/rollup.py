@@ -22,6 +22,7 @@ from django.db import connection
 from django.db.models import Q, Subquery
 from django.db.models.signals import post_save
 from django.dispatch import receiver
+from django.utils import timezone
 
 from dashboard.models import EvseStatusChange, EvseStatusDay
 from ocpi_core.db import pg_fetch
@@ -120,7 +121,13 @@ def status_change_add(evse_id: int, status: str, since: datetime) -> None:
     row's id is the highest: the earlier changes are those with `since <= since`, the later ones `since > since`,
     the same order (since, then id) as `rollup_change`. Elsewhere: the ORM's create, and `rollup_change` from its
     post_save signal.
+
+    A change stamped in the future is recorded at now (the time it reached us): a status cannot have started later
+    than we learnt of it, and the interval up to a far-future stamp would otherwise be written out day by day (a
+    PATCH with `last_updated` 9999-12-31 would add some three million rollup rows in one transaction). The EVSE
+    itself keeps the stamp it was sent; only its history is bounded.
     """
+    since = min(since, timezone.now())
     if connection.vendor != "postgresql":
         EvseStatusChange.objects.create(evse_id=evse_id, status=status, since=since)
         return

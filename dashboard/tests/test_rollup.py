@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from conftest import auth_header, make_partner
 from dashboard import services
@@ -19,6 +20,7 @@ from locations.models import Evse
 from locations.services import Key, location_put
 from locations.tests.factories import location_data, own_location
 from ocpi_core.constants import Role
+from ocpi_core.envelope import format_datetime, parse_datetime
 from ocpi_core.models import Party
 
 DAY1 = date(2025, 3, 1)
@@ -129,6 +131,35 @@ def test_a_receiver_patch_keeps_the_rollup(own_parties: list[Party]) -> None:
         (DAY1, "CHARGING"): 14 * HOUR,
         (DAY1 + timedelta(days=1), "CHARGING"): 1 * HOUR,
     }
+
+
+def test_a_change_stamped_in_the_future_is_recorded_at_now(own_parties: list[Party]) -> None:
+    """A PATCH with a far-future last_updated is stored on the EVSE as sent, but its history starts when it reached
+    us: the rollup holds only the real interval before it (not ~2.9 million day rows up to 9999-12-31)."""
+    partner, token = make_partner(name="cpo", roles=(("DE", "CPO", Role.CPO),))
+    put_at = timezone.now() - timedelta(hours=1)
+    data = location_data("PLOC1", country_code="DE", party_id="CPO", evses=1)
+    data["evses"][0]["last_updated"] = data["last_updated"] = format_datetime(put_at)
+    location_put(partner=partner, key=Key("DE", "CPO", "PLOC1"), data=data)
+    evse = Evse.objects.get(location__ocpi_id="PLOC1")
+    first = evse.status
+    before = timezone.now()
+    response = Client(HTTP_AUTHORIZATION=auth_header(token)).patch(
+        f"/ocpi/2.2.1/emsp/locations/DE/CPO/PLOC1/{evse.uid}",
+        orjson.dumps({"status": "OUTOFORDER", "last_updated": "9999-12-31T23:59:59Z"}),
+        "application/json",
+    )
+    after = timezone.now()
+    assert response.status_code == 200, response.content
+    evse.refresh_from_db()
+    assert (evse.status, evse.last_updated.year) == ("OUTOFORDER", 9999)
+    change = EvseStatusChange.objects.filter(evse=evse).latest("since")
+    assert change.status == "OUTOFORDER"
+    assert before <= change.since <= after
+    days = rollup(evse)
+    assert 1 <= len(days) <= 2
+    assert {status for _, status in days} == {first}
+    assert sum(days.values()) == (change.since - parse_datetime(data["last_updated"])) // timedelta(microseconds=1)
 
 
 def history_only(monkeypatch: pytest.MonkeyPatch) -> None:
