@@ -9,7 +9,7 @@ tests/test_fast_path.py compares both paths request by request.
 """
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,12 +19,14 @@ from django.http import HttpRequest, HttpResponse
 
 from locations.services import Key, location_patch
 from ocpi_core import pagination
+from ocpi_core.authentication import TokenQuery
 from ocpi_core.constants import Role
-from ocpi_core.db import pg_fetch, pg_timestamptz
+from ocpi_core.db import PgStatement, pg_fetch, pg_timestamptz
 from ocpi_core.envelope import OcpiResponse, raw_data_response
 from ocpi_core.exceptions import UnknownLocation
-from ocpi_core.fastpath import fast_json_body, fast_partner_request, fast_route, with_routing
+from ocpi_core.fastpath import fast_json_body, fast_partner_read, fast_partner_request, fast_route, with_routing
 from ocpi_core.hot import own_party_keys
+from ocpi_core.routing import Routing
 
 _TABLE = '"locations_location"'
 _SENDABLE = '"partner_id" IS NULL AND ("publish" OR "publish_allowed_to" IS NOT NULL)'
@@ -110,23 +112,40 @@ def _window(where: str, params: list[Any], page: pagination.PageRequest) -> tupl
 
 @fast_route("GET", r"^/ocpi/2\.2\.1/cpo/locations/?$", allow="GET, HEAD")
 def sender_list(request: HttpRequest) -> HttpResponse:
-    """GET /ocpi/2.2.1/cpo/locations (LocationSenderListView)."""
-    _, routing = fast_partner_request(request)
-    parties = own_party_keys(routing=routing, role=Role.CPO)
-    page = pagination.page_request(request.GET)
-    rows: list[tuple[Any, ...]] = []
+    """GET /ocpi/2.2.1/cpo/locations (LocationSenderListView).
+
+    A first page or a Link page (a keyset seek) is read in the same round trip as the token; a page at an offset
+    needs the anchors (a scan when they are not cached), so it is read only once the token is known."""
     where, params = "", list[Any]()
-    if parties:
+    pages: list[pagination.PageRequest] = []  # (set by plan: its errors are answered after the token's)
+
+    def plan(routing: Routing) -> Callable[[TokenQuery], PgStatement] | None:
+        nonlocal where, params
+        parties = own_party_keys(routing=routing, role=Role.CPO)
+        pages.append(page := pagination.page_request(request.GET))
+        if not parties:
+            return None
         where, params = _sender_filter(parties)
         if page.date_from is not None:
             where, params = where + ' AND "last_updated" >= %s', [*params, page.date_from]
         if page.date_to is not None:
             where, params = where + ' AND "last_updated" < %s', [*params, page.date_to]
-        if page.limit:
-            rows = pg_fetch(*_window(where, params, page), raw=_RAW)
+        if not page.limit or (page.offset and page.cursor is None):
+            return None
+
+        def read(token: TokenQuery) -> PgStatement:
+            guard, guard_params = token.guard()
+            return PgStatement(*_window(f"{where} AND {guard}", [*params, *guard_params], page), _RAW)
+
+        return read
+
+    _, routing, rows = fast_partner_read(request, plan)
+    page = pages[-1]
+    if rows is None:
+        rows = pg_fetch(*_window(where, params, page), raw=_RAW) if where and page.limit else []
 
     def count() -> int:
-        if not parties:
+        if not where:
             return 0
         sql = _count_sql(where)
         return int(_cached("count", sql, params, lambda: pg_fetch(sql, params)[0][0]))
@@ -140,14 +159,23 @@ def sender_list(request: HttpRequest) -> HttpResponse:
 
 @fast_route("GET", r"^/ocpi/2\.2\.1/cpo/locations/(?P<location_id>[^/]+)/?$", allow="GET, HEAD")
 def sender_object(request: HttpRequest, location_id: str) -> HttpResponse | None:
-    """GET /ocpi/2.2.1/cpo/locations/{location_id} (LocationSenderObjectView at the location's depth)."""
-    _, routing = fast_partner_request(request)
-    parties = own_party_keys(routing=routing, role=Role.CPO)
-    rows: list[tuple[Any, ...]] = []
-    if parties:
+    """GET /ocpi/2.2.1/cpo/locations/{location_id} (LocationSenderObjectView at the location's depth), the location
+    read in the same round trip as the token."""
+
+    def plan(routing: Routing) -> Callable[[TokenQuery], PgStatement] | None:
+        parties = own_party_keys(routing=routing, role=Role.CPO)
+        if not parties:
+            return None
         where, params = _sender_filter(parties)
-        sql = f'SELECT "doc" FROM {_TABLE} WHERE {where} AND LOWER("ocpi_id") = %s LIMIT 1'  # noqa: S608
-        rows = pg_fetch(sql, [*params, location_id.lower()], raw=_RAW)
+
+        def read(token: TokenQuery) -> PgStatement:
+            guard, guard_params = token.guard()
+            sql = f'SELECT "doc" FROM {_TABLE} WHERE {where} AND LOWER("ocpi_id") = %s AND {guard} LIMIT 1'  # noqa: S608
+            return PgStatement(sql, [*params, location_id.lower(), *guard_params], _RAW)
+
+        return read
+
+    _, routing, rows = fast_partner_read(request, plan)
     if not rows:
         raise UnknownLocation(f"Unknown location {location_id}")
     if not rows[0][0]:

@@ -137,6 +137,17 @@ def test_list_requests_answer_the_same(world: dict[str, Any], query: str) -> Non
         assert orjson.loads(fast.content)["status_code"] == 2001
 
 
+@pytest.mark.parametrize("query", ["?limit=abc", "?date_from=yesterday", "?offset=-1", "?cursor=x&offset=2"])
+@pytest.mark.parametrize("token_key", [None, "bogus", "token_a"])
+def test_a_401_wins_over_the_requests_own_errors(world: dict[str, Any], query: str, token_key: str | None) -> None:
+    """The hot reads are planned before the token is known (they go with its lookup): the plan's errors (bad
+    parameters) still come after the token's."""
+    token = None if token_key is None else world.get(token_key, "bm90LWEtdG9rZW4=")
+    fast, _ = both(f"{LIST}{query}", token)
+    assert fast.status_code == 401
+    assert orjson.loads(fast.content)["status_code"] == 2000
+
+
 @pytest.mark.parametrize(
     "path",
     ["LOC03", "loc03", "LOC03/", "BEL1", "ALLOWED", "HIDDEN", "LOC08", "NOPE", "x" * 80],
@@ -168,6 +179,9 @@ def test_deeper_objects_take_the_drf_path(world: dict[str, Any]) -> None:
         ("token", {"HTTP_OCPI_TO_COUNTRY_CODE": "NL"}, 400),  # half a pair
         ("token", {"HTTP_OCPI_FROM_COUNTRY_CODE": "DE", "HTTP_OCPI_FROM_PARTY_ID": "PRT"}, 200),
         ("bogus", {"HTTP_OCPI_TO_COUNTRY_CODE": "NL"}, 401),  # a 401 wins over a 2001
+        ("bogus", {"HTTP_OCPI_TO_COUNTRY_CODE": "NL", "HTTP_OCPI_TO_PARTY_ID": "OWE"}, 401),  # and over a 404
+        (None, {"HTTP_OCPI_TO_COUNTRY_CODE": "NL", "HTTP_OCPI_TO_PARTY_ID": "XXX"}, 401),
+        ("token_a", {"HTTP_OCPI_TO_COUNTRY_CODE": "NL", "HTTP_OCPI_TO_PARTY_ID": "XXX"}, 401),
     ],
 )
 def test_authentication_and_routing_answer_the_same(

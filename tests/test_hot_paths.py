@@ -1,6 +1,8 @@
 """The hot paths of issue #3 (bench/README.md): queries per request with the in-process caches on, their
 invalidation, the batched traffic log, offset anchors and the in-place PATCH of the cached JSON."""
 
+import itertools
+import tempfile
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,14 +13,17 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import QueryDict
 from django.test import Client, override_settings
+from psycopg import pq
 
 from conftest import auth_header, make_partner
 from locations.models import Evse, Location
 from locations.services import Key, location_put, location_render_rows
 from locations.tests.factories import location_data, own_location
 from ocpi_core import pagination
+from ocpi_core.authentication import token_query
 from ocpi_core.constants import Role
 from ocpi_core.crypto import token_generate, token_hash
+from ocpi_core.db import PgStatement, pg_fetch_many
 from ocpi_core.envelope import format_datetime
 from ocpi_core.models import Partner, PartnerToken, Party, TrafficLog
 from ocpi_core.traffic import body_for_log, traffic_log_flush
@@ -240,6 +245,72 @@ def test_statements_are_prepared_on_postgresql(partner: tuple[Partner, Client]) 
     assert any(
         '"locations_location"."ocpi_id" = $2 LIMIT 1' in statement for statement in prepared
     )  # the ORM's, 6 runs
+
+
+def _round_trips(call: Any) -> tuple[int, list[str]]:
+    """How many times the client waited for PostgreSQL during `call()` (libpq's protocol trace: each turn from
+    messages sent, F, to messages received, B, is one round trip), and the frontend messages sent."""
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            call()
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        directions = [line.split("\t", 1)[0] for line in trace.read().splitlines() if line[:2] in ("F\t", "B\t")]
+        trace.seek(0)
+        sent = [line.split("\t")[2].strip() for line in trace.read().splitlines() if line.startswith("F\t")]
+    turns = sum(1 for before, after in itertools.pairwise(directions) if (before, after) == ("F", "B"))
+    return turns, sent
+
+
+@HOT
+def test_the_token_and_the_read_go_to_postgresql_in_one_round_trip(partner: tuple[Partner, Client]) -> None:
+    """One location and a Link page: the token lookup and the read are sent together (pg_fetch_many), one wait for
+    PostgreSQL instead of two; an offset page (its anchors may need a scan) reads only once the token is known."""
+    if connection.vendor != "postgresql":
+        pytest.skip("pipelined statements are PostgreSQL's")
+    _, client = partner
+    locations(5)
+    first = client.get(f"{LIST}?limit=2")  # warms the parties and last_contact_at; the Link of the next page
+    link = first.headers["Link"].split(">")[0].lstrip("<").replace("http://testserver", "")
+    for path in (f"{LIST}/LOC001", link):
+        turns, sent = _round_trips(lambda path=path: client.get(path))
+        assert turns == 1, (path, sent)
+        assert sent.count("Execute") == 2, (path, sent)
+    turns, sent = _round_trips(lambda: client.get(f"{LIST}?limit=2"))  # the count (not cached here) after the page
+    assert (turns, sent.count("Execute")) == (2, 3)
+    client.get(f"{LIST}?offset=1&limit=2")  # (a statement's first run also prepares it: one more round trip)
+    turns, sent = _round_trips(lambda: client.get(f"{LIST}?offset=1&limit=2"))  # token, then page, then count
+    assert (turns, sent.count("Execute")) == (3, 3)
+
+
+def test_a_read_sent_with_an_unknown_token_finds_nothing(partner: tuple[Partner, Client]) -> None:
+    """The read that goes with a token lookup is guarded (TokenQuery.guard): without a known token it does not run,
+    so requests without credentials cannot make us read pages."""
+    if connection.vendor != "postgresql":
+        pytest.skip("pipelined statements are PostgreSQL's")
+    locations(1)
+    known = PartnerToken.objects.filter(kind="CREDENTIALS").first()
+    assert known is not None
+    for header, found in (("Token bm90LWEtdG9rZW4=", False), ("Token " + "x" * 40, False)):
+        query = token_query(header)
+        assert query is not None
+        guard, params = query.guard()
+        read = PgStatement(f'SELECT "ocpi_id" FROM "locations_location" WHERE {guard}', params)  # noqa: S608
+        tokens, rows = pg_fetch_many([query.statement, read])
+        assert (bool(tokens), bool(rows)) == (found, found)
+    query = token_query("Token x")
+    assert query is not None
+    known_query = type(query)(PgStatement(query.statement.sql, [known.token_hash] * 2), {known.token_hash: ("", "")})
+    guard, params = known_query.guard()
+    read = PgStatement(f'SELECT "ocpi_id" FROM "locations_location" WHERE {guard}', params)  # noqa: S608
+    tokens, rows = pg_fetch_many([known_query.statement, read])
+    assert len(tokens) == 1
+    assert rows == [("LOC000",)]
 
 
 @override_settings(OCPI_COUNT_CACHE_SECONDS=60)
