@@ -91,7 +91,11 @@ class SessionDay(models.Model):
     sessions = models.BigIntegerField(default=0)
     kwh = models.DecimalField(max_digits=30, decimal_places=6, default=0)
     ended = models.BigIntegerField(default=0, help_text="Sessions with an end_date_time")
-    duration_us = models.BigIntegerField(default=0, help_text="Their end_date_time - start_date_time, microseconds")
+    # numeric, not bigint: one session may last from 0001-01-01 to 9999-12-31 (3.2e17 microseconds, valid OCPI
+    # DateTimes), and thirty such on one day and location summed past a bigint (the receiver's PUT answered 500)
+    duration_us = models.DecimalField(
+        max_digits=30, decimal_places=0, default=0, help_text="Their end_date_time - start_date_time, microseconds"
+    )
 
     class Meta:
         ordering = ("grain", "day", "partner_pk", "country_code", "party_id", "location_id")

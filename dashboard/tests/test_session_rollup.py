@@ -50,9 +50,9 @@ Row = tuple[str, date, int, str, str, str, str, str]
 
 
 def rollup() -> dict[Row, tuple[int, Decimal, int, int]]:
-    """The rollup's rows: key -> (sessions, kWh, ended, duration in microseconds)."""
+    """The rollup's rows: key -> (sessions, kWh, ended, duration in microseconds, a whole number)."""
     return {
-        row[:8]: row[8:]
+        row[:8]: (*row[8:11], int(row[11]))
         for row in SessionDay.objects.values_list(
             "grain",
             "day",
@@ -144,6 +144,27 @@ def test_rollup_follows_partner_sessions_put_and_patched_over_http(staff: Client
     assert [day["sessions"] for day in body["per_day"]] == [0, 1, 0]
     assert [(s["key"], s["days"]) for s in body["energy_by_partner"]] == [(f"cpo:{cpo.pk}", [0.0, 3.0, 0.0])]
     assert body["energy_by_location"] == []  # a partner's location is not one of ours
+
+
+def test_sessions_spanning_the_whole_datetime_range_do_not_overflow_the_duration(own_parties: list[Party]) -> None:
+    """Sessions from 0001-01-01 to 9999-12-31 (valid OCPI DateTimes; 0001-01-01 is what a charger with an unset .NET
+    clock sends) last some 3.2e17 microseconds each: thirty of them on one day and location summed past a bigint and
+    the thirtieth PUT answered 500. The rollup adds them exactly and the rebuild agrees."""
+    cpo, token = make_partner(name="cpo", roles=(("DE", "CPO", Role.CPO),))
+    client = Client(HTTP_AUTHORIZATION=auth_header(token))
+    first, last = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z"
+    count = 32
+    for n in range(count):
+        data = session_data(f"S{n}", start_date_time=first, end_date_time=last, status="COMPLETED", last_updated=last)
+        data["charging_periods"][0]["start_date_time"] = first
+        send(client, "put", f"/ocpi/2.2.1/emsp/sessions/DE/CPO/S{n}", data)
+    each = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - datetime(1, 1, 1, tzinfo=UTC)) // timedelta(
+        microseconds=1
+    )
+    assert count * each > 2**63 - 1  # what a bigint cannot hold
+    amounts = (count, str(Decimal("1.25") * count), count, count * each)
+    assert rollup() == rows3(date(1, 1, 1), cpo.pk, ("DE", "CPO", "LOC1"), ("", ""), amounts)
+    assert_rebuild_equals_incremental()
 
 
 def test_rollup_follows_a_pull_of_a_partners_sessions(own_parties: list[Party], httpserver: HTTPServer) -> None:
