@@ -23,6 +23,7 @@ the row's new holder.
 """
 
 import logging
+import math
 import secrets
 import time
 import uuid
@@ -335,19 +336,28 @@ LOST = DeliveryOutcome("LOST")
 
 
 def _retry_after(value: str | None) -> float | None:
+    """The seconds a partner's Retry-After asks for (delay-seconds or an HTTP-date); None when it says nothing usable.
+
+    At most the retry window: a delivery that must wait longer is a dead letter anyway (`_retry`), and the partner's
+    pause ends then. Unbounded, `Retry-After: 1e12` or `inf` made `now + timedelta(seconds=...)` overflow (the
+    push task failed with OverflowError on every attempt), and an HTTP-date in 9999 paused the partner until the
+    end of the calendar and overflowed its hold (`until + lease`). A value that is no number (`nan`) is ignored.
+    """
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # an HTTP-date is GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - timezone.now()).total_seconds()
+    if math.isnan(seconds):
         return None
-    if when.tzinfo is None:  # an HTTP-date is GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - timezone.now()).total_seconds())
+    return min(max(0.0, seconds), settings.OCPI_PUSH_RETRY_WINDOW_SECONDS)
 
 
 def _backoff(attempts: int) -> float:

@@ -321,6 +321,32 @@ def test_429_is_retried_after_the_time_the_partner_asks_for(
     assert delivery.next_attempt_at >= timezone.now() + timedelta(seconds=4)
 
 
+@pytest.mark.parametrize("retry_after", ["1e12", "inf", "99999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_429_asking_to_wait_past_the_window_is_a_dead_letter_not_an_overflow(
+    db: None, partner: Partner, httpserver: HTTPServer, retry_after: str
+) -> None:
+    # `now + timedelta(seconds=1e12)` overflowed (OverflowError on every attempt); the wait is bounded by the window
+    answer(httpserver, 429, 2000, **{"Retry-After": retry_after})
+    delivery = new_location()
+
+    outcome = outbox_deliver(delivery_id=delivery.pk)
+
+    assert (outcome.status, outcome.pause) == (Delivery.Status.FAILED, 3600.0)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.last_http_status) == ("FAILED", 429)
+
+
+def test_a_429_whose_retry_after_is_no_number_gets_the_backoff(
+    db: None, partner: Partner, httpserver: HTTPServer
+) -> None:
+    answer(httpserver, 429, 2000, **{"Retry-After": "nan"})
+    delivery = new_location()
+
+    outcome = outbox_deliver(delivery_id=delivery.pk)
+
+    assert (outcome.status, outcome.retry_in) == (Delivery.Status.PENDING, 10.0)
+
+
 @pytest.mark.parametrize(
     ("http", "ocpi"),
     [(400, 2001), (401, 2000), (403, 2000), (405, 2000), (200, 2001), (200, 2000), (200, 2003)],

@@ -378,6 +378,23 @@ def test_429_pauses_the_partner_for_the_time_it_asks(
     assert len(server.requests()) == 1
 
 
+def test_a_429_asking_for_year_9999_pauses_the_partner_for_the_retry_window(
+    server: PartnerServer, queued: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # the pause's end, 9999-12-31T23:59:59, plus the lease overflowed (OverflowError in the batch task)
+    partner = receiver_partner(server.endpoint("a"), name="a", party=("DE", "AAA"))
+    server.plan(Answer(429, 2000, retry_after="Fri, 31 Dec 9999 23:59:59 GMT"))
+    put_locations(3, django_capture_on_commit_callbacks)
+    queued()
+
+    assert outbox_deliver_partner(partner_id=partner.pk, holder=holder_of(partner)).status == "PAUSED"
+
+    state = PartnerPushState.objects.get(partner=partner)
+    assert state.paused_until is not None
+    assert timedelta(seconds=3599) <= state.paused_until - timezone.now() <= timedelta(seconds=3601)
+    assert len(server.requests()) == 1
+
+
 def test_a_batch_keeps_the_order_of_an_object_and_its_parent(
     server: PartnerServer, queued: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
