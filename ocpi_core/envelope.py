@@ -32,11 +32,15 @@ def parse_datetime(value: str) -> datetime:
 
 
 def format_datetime(value: datetime) -> str:
-    """Render a DateTime the way we always send it: UTC, `Z`, milliseconds only when there are some."""
-    value = value.astimezone(UTC)
+    """Render a DateTime the way we always send it: UTC, `Z`, milliseconds only when there are some.
+
+    isoformat, not strftime: glibc's `%Y` drops the leading zeros of a year before 1000, so 0001-01-01 (a valid
+    OCPI DateTime a partner may send) was rendered "1-01-01T00:00:00Z", which no partner can read.
+    """
+    value = value.astimezone(UTC).replace(tzinfo=None)
     if value.microsecond >= 1000:  # below a millisecond nothing is shown: `.000Z` would not read back the same
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return value.isoformat(timespec="milliseconds") + "Z"  # truncated, not rounded: never past 23:59:59.999
+    return value.isoformat(timespec="seconds") + "Z"
 
 
 def now_timestamp() -> str:

@@ -60,7 +60,9 @@ def _date_param(query: QueryDict, name: str) -> tuple[datetime | None, str | Non
 def encode_cursor(last_updated: datetime, pk: int, total: int) -> str:
     # Full microseconds: format_datetime keeps milliseconds only, and a rounded-down stamp would serve again every
     # object of the same millisecond that sorts after it (timezone.now() stamps differ in microseconds).
-    stamp = last_updated.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: `%Y` drops the leading zeros of a year before 1000, and such a cursor did not parse
+    # back (the next page fell back to offset paging)
+    stamp = last_updated.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     return base64.urlsafe_b64encode(f"{stamp}|{pk}|{total}".encode()).decode().rstrip("=")
 
 

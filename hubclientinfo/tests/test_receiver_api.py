@@ -61,6 +61,16 @@ def test_newer_put_replaces_and_older_put_is_ignored(ocpi, hub):
     assert ocpi(token).get(f"{URL}/DE/ABC").json()["data"]["last_updated"] == "2024-01-02T10:00:00Z"
 
 
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00Z", "0999-12-31T23:59:59.999Z", "9999-12-31T23:59:59.999Z"])
+def test_a_stamp_at_the_ends_of_the_calendar_is_read_back_as_an_ocpi_datetime(ocpi, hub, stamp):
+    # the year was written without its leading zeros: 0001-01-01 came back as "1-01-01T00:00:00Z", no OCPI DateTime
+    _, token = hub
+
+    assert_envelope(ocpi(token).put(f"{URL}/DE/ABC", json=info(stamp=stamp)), 201, 1000)
+
+    assert ocpi(token).get(f"{URL}/DE/ABC").json()["data"]["last_updated"] == stamp
+
+
 def test_each_role_of_a_party_is_kept_and_get_answers_the_latest(ocpi, hub):
     _, token = hub
     ocpi(token).put(f"{URL}/DE/ABC", json=info("CONNECTED"))
