@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Q, Subquery
 from django.db.models.signals import post_save
@@ -41,29 +42,46 @@ def day_spans(start: datetime, end: datetime) -> Iterator[tuple[date, int]]:
         start = cut
 
 
-def _upsert(rows: Iterable[tuple[int, date, str, int]]) -> None:
-    """Add microseconds to (evse, day, status) rows, creating them as needed (negative amounts subtract)."""
+RollupRow = tuple[int, date, str, int]  # (evse_id, day, status, microseconds to add)
+
+
+def _merged(rows: Iterable[RollupRow]) -> list[RollupRow]:
+    """One row per key (ON CONFLICT cannot touch a row twice in one statement), amounts summed, zeros dropped."""
     merged: dict[tuple[int, date, str], int] = defaultdict(int)
-    for evse_id, day, status, us in rows:  # one row per key: ON CONFLICT cannot touch a row twice in one statement
+    for evse_id, day, status, us in rows:
         merged[(evse_id, day, status)] += us
-    rows = [(*key, us) for key, us in merged.items() if us]
+    return [(*key, us) for key, us in merged.items() if us]
+
+
+def rollup_upsert_sql(rows: Iterable[RollupRow]) -> tuple[str, list[Any]] | None:
+    """The INSERT ... ON CONFLICT DO UPDATE adding `rows` to the rollup (None when they add nothing): for a caller
+    that sends it as part of its own statement (locations.services writes it with the EVSE). Keep it to a few hundred
+    rows (`rollup_write` cuts larger sets)."""
+    rows = _merged(rows)
     if not rows:
-        return
+        return None
     table = EvseStatusDay._meta.db_table
     adapt = connection.ops.adapt_datefield_value
-    with connection.cursor() as cursor:
-        for offset in range(0, len(rows), 500):
-            chunk = rows[offset : offset + 500]
-            cursor.execute(
-                f"INSERT INTO {table} (evse_id, day, status, microseconds) VALUES "  # noqa: S608 (our table name)
-                + ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
-                + f" ON CONFLICT (evse_id, day, status) DO UPDATE"
-                f" SET microseconds = {table}.microseconds + excluded.microseconds",
-                [value for evse_id, day, status, us in chunk for value in (evse_id, adapt(day), status, us)],
-            )
+    sql = (
+        f"INSERT INTO {table} (evse_id, day, status, microseconds) VALUES "  # noqa: S608 (our table name)
+        + ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+        + " ON CONFLICT (evse_id, day, status) DO UPDATE"
+        + f" SET microseconds = {table}.microseconds + excluded.microseconds"
+    )
+    return sql, [value for evse_id, day, status, us in rows for value in (evse_id, adapt(day), status, us)]
 
 
-def _interval(evse_id: int, status: str, start: datetime, end: datetime, sign: int = 1) -> list[tuple]:
+def rollup_write(rows: Iterable[RollupRow]) -> None:
+    """Add microseconds to (evse, day, status) rows, creating them as needed (negative amounts subtract)."""
+    merged = _merged(rows)
+    for offset in range(0, len(merged), 500):
+        statement = rollup_upsert_sql(merged[offset : offset + 500])
+        if statement is not None:
+            with connection.cursor() as cursor:
+                cursor.execute(*statement)
+
+
+def _interval(evse_id: int, status: str, start: datetime, end: datetime, sign: int = 1) -> list[RollupRow]:
     return [(evse_id, day, status, sign * us) for day, us in day_spans(start, end)]
 
 
@@ -87,17 +105,26 @@ def rollup_change(change: EvseStatusChange) -> None:
 
 
 def _rollup_add(
-    evse_id: int, status: str, since: datetime, prev: tuple[datetime, str] | None, after: datetime | None
+    evse_id: int,
+    status: str,
+    since: datetime,
+    prev: tuple[datetime, str] | None,
+    after: datetime | None,
+    pending: list[RollupRow] | None = None,
 ) -> None:
-    """The rollup rows a change at `since` moves, given the changes around it (`prev`: since and status)."""
-    rows: list[tuple] = []
+    """The rollup rows a change at `since` moves, given the changes around it (`prev`: since and status): written,
+    or added to `pending` for the caller to write in its transaction."""
+    rows: list[RollupRow] = []
     if after is not None:
         if prev is not None:
             rows += _interval(evse_id, prev[1], since, after, -1)
         rows += _interval(evse_id, status, since, after)
     elif prev is not None:
         rows += _interval(evse_id, prev[1], prev[0], since)
-    _upsert(rows)
+    if pending is not None:
+        pending.extend(rows)
+    else:
+        rollup_write(rows)
 
 
 def _insert_with_neighbours_sql() -> str:
@@ -113,7 +140,7 @@ def _insert_with_neighbours_sql() -> str:
     )
 
 
-def status_change_add(evse_id: int, status: str, since: datetime) -> None:
+def status_change_add(evse_id: int, status: str, since: datetime, *, pending: list[RollupRow] | None = None) -> None:
     """Record that an EVSE has `status` from `since`, and account for it in the rollup.
 
     On PostgreSQL the row is inserted and its neighbours read in one prepared statement (this runs in the transaction
@@ -122,12 +149,19 @@ def status_change_add(evse_id: int, status: str, since: datetime) -> None:
     the same order (since, then id) as `rollup_change`. Elsewhere: the ORM's create, and `rollup_change` from its
     post_save signal.
 
-    A change stamped in the future is recorded at now (the time it reached us): a status cannot have started later
-    than we learnt of it, and the interval up to a far-future stamp would otherwise be written out day by day (a
-    PATCH with `last_updated` 9999-12-31 would add some three million rollup rows in one transaction). The EVSE
-    itself keeps the stamp it was sent; only its history is bounded.
+    `since` is kept within [now - OCPI_STATUS_HISTORY_DAYS, now]; the EVSE itself keeps the stamp it was sent,
+    only its history is bounded. A change stamped in the future is recorded at now (the time it reached us): a
+    status cannot have started later than we learnt of it, and the interval up to a far-future stamp would otherwise
+    be written out day by day (a PATCH with `last_updated` 9999-12-31: some three million rollup rows in one
+    transaction). Likewise a stamp in the distant past: an EVSE PUT with last_updated 0001-01-01, then PATCHed,
+    wrote 758,912 rows in 23 s. Before the horizon the EVSE is taken to have had that status already (what its
+    stamp says).
+
+    With `pending` (PostgreSQL), the rollup rows are added to it instead of written: the caller writes them in its
+    transaction (`rollup_upsert_sql`, `rollup_write`), which spares the hot path a round trip.
     """
-    since = min(since, timezone.now())
+    now = timezone.now()
+    since = min(max(since, now - settings.OCPI_STATUS_HISTORY_DAYS * _DAY), now)
     if connection.vendor != "postgresql":
         EvseStatusChange.objects.create(evse_id=evse_id, status=status, since=since)
         return
@@ -136,7 +170,8 @@ def status_change_add(evse_id: int, status: str, since: datetime) -> None:
         _INSERT_WITH_NEIGHBOURS = _insert_with_neighbours_sql()
     params = [evse_id, status, since, evse_id, since, evse_id, since]
     prev_since, prev_status, after = pg_fetch(_INSERT_WITH_NEIGHBOURS, params)[0]
-    _rollup_add(evse_id, status, since, None if prev_since is None else (prev_since, prev_status), after)
+    prev = None if prev_since is None else (prev_since, prev_status)
+    _rollup_add(evse_id, status, since, prev, after, pending)
 
 
 _INSERT_WITH_NEIGHBOURS: str | None = None

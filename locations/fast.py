@@ -1,6 +1,8 @@
 """The Locations hot paths (ocpi_core.fastpath): the CPO Sender's list and one whole location, on PostgreSQL, as
 prepared statements over the `location_page_sender` index and the cached JSON (`doc`); and the eMSP Receiver's PATCH
-of an EVSE (a status change), straight to `location_patch` as the DRF view calls it.
+of an EVSE (a status change), to `location_patch_found`: the service the DRF view calls, its locking read sent
+with the token lookup. Each request's read goes to PostgreSQL together with its token lookup (fastpath's
+`fast_partner_read`), except offset pages, which may need a scan first.
 
 Same rules as locations.api.views (own_locations and the DRF views, which serve every other case): our own parties
 the request is addressed to, `partner IS NULL`, published or with publish_allowed_to; the same window, order,
@@ -15,16 +17,22 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import OperationalError, connections, transaction
 from django.http import HttpRequest, HttpResponse
 
-from locations.services import Key, location_patch
+from locations.services import (
+    Key,
+    evse_and_location_from_rows,
+    evse_and_location_statement,
+    location_patch_found,
+)
 from ocpi_core import pagination
 from ocpi_core.authentication import TokenQuery
 from ocpi_core.constants import Role
-from ocpi_core.db import PgStatement, pg_fetch, pg_timestamptz
+from ocpi_core.db import PgStatement, pg_fetch, pg_timestamptz, retry_on_conflict
 from ocpi_core.envelope import OcpiResponse, raw_data_response
 from ocpi_core.exceptions import UnknownLocation
-from ocpi_core.fastpath import fast_json_body, fast_partner_read, fast_partner_request, fast_route, with_routing
+from ocpi_core.fastpath import fast_json_body, fast_partner_read, fast_route, with_routing
 from ocpi_core.hot import own_party_keys
 from ocpi_core.routing import Routing
 
@@ -192,10 +200,35 @@ def sender_object(request: HttpRequest, location_id: str) -> HttpResponse | None
 def receiver_evse_patch(
     request: HttpRequest, country_code: str, party_id: str, location_id: str, evse_uid: str
 ) -> HttpResponse | None:
-    """PATCH /ocpi/2.2.1/emsp/locations/{country_code}/{party_id}/{location_id}/{evse_uid} (EvseReceiverView)."""
-    auth, routing = fast_partner_request(request)
+    """PATCH /ocpi/2.2.1/emsp/locations/{country_code}/{party_id}/{location_id}/{evse_uid} (EvseReceiverView).
+
+    In one transaction: the token lookup and the locking read of the EVSE and its location go to PostgreSQL together
+    (with the BEGIN: one round trip), then `location_patch_found` applies the PATCH as `location_patch` would."""
     readable, data = fast_json_body(request)
     if not readable:
-        return None
-    location_patch(partner=auth.partner, key=Key(country_code, party_id, location_id, evse_uid, None), data=data)
+        return None  # DRF answers (its authentication first, as here)
+    key = Key(country_code, party_id, location_id, evse_uid, None)
+    connection = connections["default"]
+    fresh, reached = connection.connection is None, [False]
+    try:
+        routing = _evse_patch(request, key, data, reached)
+    except OperationalError:
+        # a kept connection that died (a database restart) fails at the first statement: once more on a new one,
+        # as pg_fetch does outside transactions; never when the PATCH may have reached the database
+        if fresh or reached[0] or connection.in_atomic_block:
+            raise
+        connection.close()
+        routing = _evse_patch(request, key, data, reached)
     return with_routing(OcpiResponse(), routing)
+
+
+@retry_on_conflict
+@transaction.atomic
+def _evse_patch(request: HttpRequest, key: Key, data: Any, reached: list[bool]) -> Routing:
+    def plan(routing: Routing) -> Callable[[TokenQuery], PgStatement]:
+        return lambda token: evse_and_location_statement(key, token.guard())
+
+    auth, routing, rows = fast_partner_read(request, plan)
+    reached[0] = True
+    location_patch_found(partner=auth.partner, key=key, data=data, found=evse_and_location_from_rows(rows or []))
+    return routing

@@ -247,6 +247,41 @@ def test_a_connection_that_died_between_requests_is_opened_again(transactional_d
     assert connection.connection.info.backend_pid != pid
 
 
+def test_a_patch_on_a_connection_that_died_between_requests_opens_it_again(transactional_db: None) -> None:
+    """The receiver's PATCH starts its transaction with the token lookup: a kept connection the database dropped
+    fails at that first statement, before anything was written, and the PATCH runs once more on a new one."""
+    for country, party, role in (("NL", "OWN", Role.CPO), ("NL", "OWE", Role.EMSP)):
+        Party.objects.create(country_code=country, party_id=party, role=role, name=party)
+    partner, token = make_partner(roles=(("DE", "PRT", Role.EMSP), ("DE", "PRC", Role.CPO)))
+    data = location_data("PLOC1", country_code="DE", party_id="PRC", evses=1, last_updated="2024-03-01T00:00:00Z")
+    location_put(partner=partner, key=Key("DE", "PRC", "PLOC1"), data=data)
+    uid = Evse.objects.get().uid
+    client = Client(HTTP_AUTHORIZATION=auth_header(token))
+    url = f"/ocpi/2.2.1/emsp/locations/DE/PRC/PLOC1/{uid}"
+    body = {"status": "CHARGING", "last_updated": "2024-03-02T00:00:00Z"}
+    assert client.patch(url, orjson.dumps(body), "application/json").status_code == 200
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    settings_dict = connection.settings_dict
+    with psycopg.connect(
+        host=settings_dict["HOST"] or "127.0.0.1",
+        port=settings_dict["PORT"] or 5432,
+        user=settings_dict["USER"],
+        dbname=settings_dict["NAME"],
+        autocommit=True,
+    ) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    body = {"status": "BLOCKED", "last_updated": "2024-03-02T00:01:00Z"}
+    response = client.patch(url, orjson.dumps(body), "application/json")
+    assert response.status_code == 200, response.content
+    assert connection.connection.info.backend_pid != pid
+    assert Evse.objects.get().status == "BLOCKED"
+    assert list(EvseStatusChange.objects.order_by("since").values_list("status", flat=True))[-2:] == [
+        "CHARGING",
+        "BLOCKED",
+    ]
+
+
 # --- the receiver's PATCH of an EVSE (a status change) ---
 
 RECEIVER = "/ocpi/2.2.1/emsp/locations/DE/PRC/PLOC1"

@@ -16,6 +16,7 @@ from django.test import Client, override_settings
 from psycopg import pq
 
 from conftest import auth_header, make_partner
+from dashboard.models import EvseStatusChange, EvseStatusDay
 from locations.models import Evse, Location
 from locations.services import Key, location_put, location_render_rows
 from locations.tests.factories import location_data, own_location
@@ -249,7 +250,8 @@ def test_statements_are_prepared_on_postgresql(partner: tuple[Partner, Client]) 
 
 def _round_trips(call: Any) -> tuple[int, list[str]]:
     """How many times the client waited for PostgreSQL during `call()` (libpq's protocol trace: each turn from
-    messages sent, F, to messages received, B, is one round trip), and the frontend messages sent."""
+    messages sent, F, to messages received, B, is one round trip), and the frontend messages sent (name and the
+    start of their arguments)."""
     connection.ensure_connection()
     pgconn = connection.connection.pgconn
     with tempfile.TemporaryFile("w+") as trace:
@@ -262,9 +264,13 @@ def _round_trips(call: Any) -> tuple[int, list[str]]:
         trace.seek(0)
         directions = [line.split("\t", 1)[0] for line in trace.read().splitlines() if line[:2] in ("F\t", "B\t")]
         trace.seek(0)
-        sent = [line.split("\t")[2].strip() for line in trace.read().splitlines() if line.startswith("F\t")]
+        sent = [" ".join(line.split("\t")[2:])[:150] for line in trace.read().splitlines() if line.startswith("F\t")]
     turns = sum(1 for before, after in itertools.pairwise(directions) if (before, after) == ("F", "B"))
     return turns, sent
+
+
+def _names(sent: list[str]) -> list[str]:
+    return [message.split()[0] for message in sent]
 
 
 @HOT
@@ -280,12 +286,46 @@ def test_the_token_and_the_read_go_to_postgresql_in_one_round_trip(partner: tupl
     for path in (f"{LIST}/LOC001", link):
         turns, sent = _round_trips(lambda path=path: client.get(path))
         assert turns == 1, (path, sent)
-        assert sent.count("Execute") == 2, (path, sent)
+        assert _names(sent).count("Execute") == 2, (path, sent)
     turns, sent = _round_trips(lambda: client.get(f"{LIST}?limit=2"))  # the count (not cached here) after the page
-    assert (turns, sent.count("Execute")) == (2, 3)
+    assert (turns, _names(sent).count("Execute")) == (2, 3)
     client.get(f"{LIST}?offset=1&limit=2")  # (a statement's first run also prepares it: one more round trip)
     turns, sent = _round_trips(lambda: client.get(f"{LIST}?offset=1&limit=2"))  # token, then page, then count
-    assert (turns, sent.count("Execute")) == (3, 3)
+    assert (turns, _names(sent).count("Execute")) == (3, 3)
+
+
+@HOT
+def test_an_evse_status_patch_takes_five_round_trips(transactional_db: None, partner: tuple[Partner, Client]) -> None:
+    """The receiver's hot write: BEGIN (psycopg syncs it alone, even in a pipeline); the token and the locking read
+    of EVSE and location together; the status history's row and its neighbours; EVSE, location, cached JSON and the
+    history's rollup in one statement; COMMIT. Seven round trips before. (Committed for real: inside a test's
+    transaction they would be savepoints.)"""
+    if connection.vendor != "postgresql":
+        pytest.skip("pipelined statements are PostgreSQL's")
+    partner_row, client = partner
+    data = location_data("PLOC1", country_code="DE", party_id="PRC", evses=1, last_updated="2024-03-01T00:00:00Z")
+    location_put(partner=partner_row, key=Key("DE", "PRC", "PLOC1"), data=data)
+    evse = Evse.objects.get(location__ocpi_id="PLOC1")
+    url = f"/ocpi/2.2.1/emsp/locations/DE/PRC/PLOC1/{evse.uid}"
+
+    def patch(status: str, minute: int) -> Any:
+        body = orjson.dumps({"status": status, "last_updated": f"2024-03-02T00:{minute:02d}:00Z"})
+        response = client.patch(url, body, content_type="application/json")
+        assert response.status_code == 200, response.content
+        return response
+
+    for minute, status in enumerate(["CHARGING", "AVAILABLE", "BLOCKED"] * 3):  # warm: every statement prepared
+        patch(status, minute)
+    turns, sent = _round_trips(lambda: patch("CHARGING", 10))
+    assert turns == 5, "\n".join(sent)
+    assert "BEGIN" in sent[0]
+    assert _names(sent).count("Execute") == 5  # BEGIN, token, read, history, write
+    assert sent[-1].split() == ["Query", '"COMMIT"'], sent
+    evse.refresh_from_db()
+    assert evse.status == "CHARGING"
+    history = list(EvseStatusChange.objects.filter(evse=evse).order_by("since").values_list("status", flat=True))
+    assert history[-1] == "CHARGING"
+    assert EvseStatusDay.objects.filter(evse=evse, status="BLOCKED").exists()  # the rollup, written with the EVSE
 
 
 def test_a_read_sent_with_an_unknown_token_finds_nothing(partner: tuple[Partner, Client]) -> None:

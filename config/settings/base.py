@@ -229,6 +229,9 @@ OCPI_COUNT_CACHE_SECONDS = env.int("OCPI_COUNT_CACHE_SECONDS", default=5)
 # Seconds partners' parties and our own parties are kept in each process (0 = off; tokens are never cached).
 # Changes saved in a process clear its cache at once; a credentials handshake is seen by every process at once.
 OCPI_HOT_CACHE_SECONDS = env.float("OCPI_HOT_CACHE_SECONDS", default=5.0)
+# Days back from now an EVSE status change may be recorded in the dashboard's history: an older stamp (a charger's
+# unset clock sends 0001-01-01) is recorded at the horizon, a future one at now (dashboard.rollup.status_change_add).
+OCPI_STATUS_HISTORY_DAYS = env.int("OCPI_STATUS_HISTORY_DAYS", default=400)
 # Serve the hottest OCPI requests (the CPO locations list and one location) without DRF, as prepared statements on
 # PostgreSQL (ocpi_core.fastpath): same rules and answers; false sends them through DRF like every other request.
 OCPI_FAST_PATH = env.bool("OCPI_FAST_PATH", default=True)

@@ -12,6 +12,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 OCPI_ALLOW_PRIVATE_URLS = True
 OCPI_COUNT_CACHE_SECONDS = 0  # tests add objects between requests and expect exact counts
+OCPI_STATUS_HISTORY_DAYS = 36500  # tests record status changes at fixed dates (2024, 2025); one test the horizon
 OCPI_HOT_CACHE_SECONDS = 0  # tests change tokens and partners with queryset updates between requests
 OCPI_TRAFFIC_LOG_FLUSH_SECONDS = 0.0  # tests read the traffic log right after a request
 OCPI_BASE_URL = "http://testserver"

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from conftest import auth_header, make_partner
@@ -24,6 +24,7 @@ from ocpi_core.envelope import format_datetime, parse_datetime
 from ocpi_core.models import Party
 
 DAY1 = date(2025, 3, 1)
+HISTORY_DAYS = 400  # the shipped OCPI_STATUS_HISTORY_DAYS (the test settings widen it: tests record 2025 stamps)
 HOUR = 3600 * 10**6  # microseconds
 
 
@@ -160,6 +161,30 @@ def test_a_change_stamped_in_the_future_is_recorded_at_now(own_parties: list[Par
     assert 1 <= len(days) <= 2
     assert {status for _, status in days} == {first}
     assert sum(days.values()) == (change.since - parse_datetime(data["last_updated"])) // timedelta(microseconds=1)
+
+
+@override_settings(OCPI_STATUS_HISTORY_DAYS=HISTORY_DAYS)
+def test_a_change_stamped_in_the_distant_past_is_recorded_at_the_history_horizon(own_parties: list[Party]) -> None:
+    """An EVSE stamped 0001-01-01 (a charger's unset clock), then PATCHed: its first status holds from the history's
+    horizon, not from year 1 (758,912 rollup rows and 23 s in one request before)."""
+    partner, token = make_partner(name="cpo", roles=(("DE", "CPO", Role.CPO),))
+    data = location_data("PLOC1", country_code="DE", party_id="CPO", evses=1)
+    data["evses"][0]["last_updated"] = data["last_updated"] = "0001-01-01T00:00:00Z"
+    location_put(partner=partner, key=Key("DE", "CPO", "PLOC1"), data=data)
+    evse = Evse.objects.get(location__ocpi_id="PLOC1")
+    horizon = timezone.now() - timedelta(days=HISTORY_DAYS)
+    response = Client(HTTP_AUTHORIZATION=auth_header(token)).patch(
+        f"/ocpi/2.2.1/emsp/locations/DE/CPO/PLOC1/{evse.uid}",
+        orjson.dumps({"status": "OUTOFORDER", "last_updated": format_datetime(timezone.now())}),
+        "application/json",
+    )
+    assert response.status_code == 200, response.content
+    first, second = EvseStatusChange.objects.filter(evse=evse).order_by("since")
+    assert horizon - timedelta(seconds=5) <= first.since <= horizon + timedelta(seconds=5)
+    assert second.status == "OUTOFORDER"
+    days = rollup(evse)
+    assert HISTORY_DAYS <= len(days) <= HISTORY_DAYS + 1
+    assert sum(days.values()) == (second.since - first.since) // timedelta(microseconds=1)
 
 
 def history_only(monkeypatch: pytest.MonkeyPatch) -> None:
