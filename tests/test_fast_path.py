@@ -223,13 +223,8 @@ def test_statements_work_unprepared(world: dict[str, Any]) -> None:
     both(f"{LIST}/LOC02", world["token"])
 
 
-def test_a_connection_that_died_between_requests_is_opened_again(transactional_db: None) -> None:
-    """What Django's per-request `SELECT 1` health check would catch: the database dropped the kept connection."""
-    Party.objects.create(country_code="NL", party_id="OWN", role=Role.CPO, name="Own CPO")
-    own_location("LOC1")
-    _, token = make_partner()
-    client = Client(HTTP_AUTHORIZATION=auth_header(token))
-    assert client.get(f"{LIST}/LOC1").status_code == 200
+def _drop_connection() -> int:
+    """Have the database end this process's kept connection (as a restart would); its backend pid."""
     connection.ensure_connection()
     pid = connection.connection.info.backend_pid
     settings_dict = connection.settings_dict
@@ -241,6 +236,17 @@ def test_a_connection_that_died_between_requests_is_opened_again(transactional_d
         autocommit=True,
     ) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    return int(pid)
+
+
+def test_a_connection_that_died_between_requests_is_opened_again(transactional_db: None) -> None:
+    """What Django's per-request `SELECT 1` health check would catch: the database dropped the kept connection."""
+    Party.objects.create(country_code="NL", party_id="OWN", role=Role.CPO, name="Own CPO")
+    own_location("LOC1")
+    _, token = make_partner()
+    client = Client(HTTP_AUTHORIZATION=auth_header(token))
+    assert client.get(f"{LIST}/LOC1").status_code == 200
+    pid = _drop_connection()
     response = client.get(f"{LIST}/LOC1")
     assert response.status_code == 200
     assert orjson.loads(response.content)["data"]["id"] == "LOC1"
@@ -260,17 +266,7 @@ def test_a_patch_on_a_connection_that_died_between_requests_opens_it_again(trans
     url = f"/ocpi/2.2.1/emsp/locations/DE/PRC/PLOC1/{uid}"
     body = {"status": "CHARGING", "last_updated": "2024-03-02T00:00:00Z"}
     assert client.patch(url, orjson.dumps(body), "application/json").status_code == 200
-    connection.ensure_connection()
-    pid = connection.connection.info.backend_pid
-    settings_dict = connection.settings_dict
-    with psycopg.connect(
-        host=settings_dict["HOST"] or "127.0.0.1",
-        port=settings_dict["PORT"] or 5432,
-        user=settings_dict["USER"],
-        dbname=settings_dict["NAME"],
-        autocommit=True,
-    ) as other:
-        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    pid = _drop_connection()
     body = {"status": "BLOCKED", "last_updated": "2024-03-02T00:01:00Z"}
     response = client.patch(url, orjson.dumps(body), "application/json")
     assert response.status_code == 200, response.content
