@@ -1,8 +1,6 @@
 """The Locations hot paths (ocpi_core.fastpath): the CPO Sender's list and one whole location, on PostgreSQL, as
 prepared statements over the `location_page_sender` index and the cached JSON (`doc`); and the eMSP Receiver's PATCH
-of an EVSE (a status change), to `location_patch_found`: the service the DRF view calls, its locking read sent
-with the token lookup. Each request's read goes to PostgreSQL together with its token lookup (fastpath's
-`fast_partner_read`), except offset pages, which may need a scan first.
+of an EVSE (a status change), straight to `location_patch` as the DRF view calls it.
 
 Same rules as locations.api.views (own_locations and the DRF views, which serve every other case): our own parties
 the request is addressed to, `partner IS NULL`, published or with publish_allowed_to; the same window, order,
@@ -11,30 +9,22 @@ tests/test_fast_path.py compares both paths request by request.
 """
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import OperationalError, connections, transaction
 from django.http import HttpRequest, HttpResponse
 
-from locations.services import (
-    Key,
-    evse_and_location_from_rows,
-    evse_and_location_statement,
-    location_patch_found,
-)
+from locations.services import Key, location_patch
 from ocpi_core import pagination
-from ocpi_core.authentication import TokenQuery
 from ocpi_core.constants import Role
-from ocpi_core.db import PgStatement, pg_fetch, pg_timestamptz, retry_on_conflict
+from ocpi_core.db import pg_fetch, pg_timestamptz
 from ocpi_core.envelope import OcpiResponse, raw_data_response
 from ocpi_core.exceptions import UnknownLocation
-from ocpi_core.fastpath import fast_json_body, fast_partner_read, fast_route, with_routing
+from ocpi_core.fastpath import fast_json_body, fast_partner_request, fast_route, with_routing
 from ocpi_core.hot import own_party_keys
-from ocpi_core.routing import Routing
 
 _TABLE = '"locations_location"'
 _SENDABLE = '"partner_id" IS NULL AND ("publish" OR "publish_allowed_to" IS NOT NULL)'
@@ -120,40 +110,23 @@ def _window(where: str, params: list[Any], page: pagination.PageRequest) -> tupl
 
 @fast_route("GET", r"^/ocpi/2\.2\.1/cpo/locations/?$", allow="GET, HEAD")
 def sender_list(request: HttpRequest) -> HttpResponse:
-    """GET /ocpi/2.2.1/cpo/locations (LocationSenderListView).
-
-    A first page or a Link page (a keyset seek) is read in the same round trip as the token; a page at an offset
-    needs the anchors (a scan when they are not cached), so it is read only once the token is known."""
+    """GET /ocpi/2.2.1/cpo/locations (LocationSenderListView)."""
+    _, routing = fast_partner_request(request)
+    parties = own_party_keys(routing=routing, role=Role.CPO)
+    page = pagination.page_request(request.GET)
+    rows: list[tuple[Any, ...]] = []
     where, params = "", list[Any]()
-    pages: list[pagination.PageRequest] = []  # (set by plan: its errors are answered after the token's)
-
-    def plan(routing: Routing) -> Callable[[TokenQuery], PgStatement] | None:
-        nonlocal where, params
-        parties = own_party_keys(routing=routing, role=Role.CPO)
-        pages.append(page := pagination.page_request(request.GET))
-        if not parties:
-            return None
+    if parties:
         where, params = _sender_filter(parties)
         if page.date_from is not None:
             where, params = where + ' AND "last_updated" >= %s', [*params, page.date_from]
         if page.date_to is not None:
             where, params = where + ' AND "last_updated" < %s', [*params, page.date_to]
-        if not page.limit or (page.offset and page.cursor is None):
-            return None
-
-        def read(token: TokenQuery) -> PgStatement:
-            guard, guard_params = token.guard()
-            return PgStatement(*_window(f"{where} AND {guard}", [*params, *guard_params], page), _RAW)
-
-        return read
-
-    _, routing, rows = fast_partner_read(request, plan)
-    page = pages[-1]
-    if rows is None:
-        rows = pg_fetch(*_window(where, params, page), raw=_RAW) if where and page.limit else []
+        if page.limit:
+            rows = pg_fetch(*_window(where, params, page), raw=_RAW)
 
     def count() -> int:
-        if not where:
+        if not parties:
             return 0
         sql = _count_sql(where)
         return int(_cached("count", sql, params, lambda: pg_fetch(sql, params)[0][0]))
@@ -167,23 +140,14 @@ def sender_list(request: HttpRequest) -> HttpResponse:
 
 @fast_route("GET", r"^/ocpi/2\.2\.1/cpo/locations/(?P<location_id>[^/]+)/?$", allow="GET, HEAD")
 def sender_object(request: HttpRequest, location_id: str) -> HttpResponse | None:
-    """GET /ocpi/2.2.1/cpo/locations/{location_id} (LocationSenderObjectView at the location's depth), the location
-    read in the same round trip as the token."""
-
-    def plan(routing: Routing) -> Callable[[TokenQuery], PgStatement] | None:
-        parties = own_party_keys(routing=routing, role=Role.CPO)
-        if not parties:
-            return None
+    """GET /ocpi/2.2.1/cpo/locations/{location_id} (LocationSenderObjectView at the location's depth)."""
+    _, routing = fast_partner_request(request)
+    parties = own_party_keys(routing=routing, role=Role.CPO)
+    rows: list[tuple[Any, ...]] = []
+    if parties:
         where, params = _sender_filter(parties)
-
-        def read(token: TokenQuery) -> PgStatement:
-            guard, guard_params = token.guard()
-            sql = f'SELECT "doc" FROM {_TABLE} WHERE {where} AND LOWER("ocpi_id") = %s AND {guard} LIMIT 1'  # noqa: S608
-            return PgStatement(sql, [*params, location_id.lower(), *guard_params], _RAW)
-
-        return read
-
-    _, routing, rows = fast_partner_read(request, plan)
+        sql = f'SELECT "doc" FROM {_TABLE} WHERE {where} AND LOWER("ocpi_id") = %s LIMIT 1'  # noqa: S608
+        rows = pg_fetch(sql, [*params, location_id.lower()], raw=_RAW)
     if not rows:
         raise UnknownLocation(f"Unknown location {location_id}")
     if not rows[0][0]:
@@ -200,35 +164,10 @@ def sender_object(request: HttpRequest, location_id: str) -> HttpResponse | None
 def receiver_evse_patch(
     request: HttpRequest, country_code: str, party_id: str, location_id: str, evse_uid: str
 ) -> HttpResponse | None:
-    """PATCH /ocpi/2.2.1/emsp/locations/{country_code}/{party_id}/{location_id}/{evse_uid} (EvseReceiverView).
-
-    In one transaction: the token lookup and the locking read of the EVSE and its location go to PostgreSQL together
-    (with the BEGIN: one round trip), then `location_patch_found` applies the PATCH as `location_patch` would."""
+    """PATCH /ocpi/2.2.1/emsp/locations/{country_code}/{party_id}/{location_id}/{evse_uid} (EvseReceiverView)."""
+    auth, routing = fast_partner_request(request)
     readable, data = fast_json_body(request)
     if not readable:
-        return None  # DRF answers (its authentication first, as here)
-    key = Key(country_code, party_id, location_id, evse_uid, None)
-    connection = connections["default"]
-    fresh, reached = connection.connection is None, [False]
-    try:
-        routing = _evse_patch(request, key, data, reached)
-    except OperationalError:
-        # a kept connection that died (a database restart) fails at the first statement: once more on a new one,
-        # as pg_fetch does outside transactions; never when the PATCH may have reached the database
-        if fresh or reached[0] or connection.in_atomic_block:
-            raise
-        connection.close()
-        routing = _evse_patch(request, key, data, reached)
+        return None
+    location_patch(partner=auth.partner, key=Key(country_code, party_id, location_id, evse_uid, None), data=data)
     return with_routing(OcpiResponse(), routing)
-
-
-@retry_on_conflict
-@transaction.atomic
-def _evse_patch(request: HttpRequest, key: Key, data: Any, reached: list[bool]) -> Routing:
-    def plan(routing: Routing) -> Callable[[TokenQuery], PgStatement]:
-        return lambda token: evse_and_location_statement(key, token.guard())
-
-    auth, routing, rows = fast_partner_read(request, plan)
-    reached[0] = True
-    location_patch_found(partner=auth.partner, key=key, data=data, found=evse_and_location_from_rows(rows or []))
-    return routing

@@ -20,7 +20,7 @@ from dashboard.history import evse_status_record
 from dashboard.rollup import RollupRow, rollup_upsert_sql, rollup_write
 from locations.models import Connector, Evse, Location
 from ocpi_core.constants import ModuleID, Role
-from ocpi_core.db import PgStatement, pg_columns, pg_fetch, pg_instance, retry_on_conflict
+from ocpi_core.db import pg_columns, pg_fetch, pg_instance, retry_on_conflict
 from ocpi_core.envelope import dumps, format_datetime, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound, UnknownLocation
 from ocpi_core.hot import partner_owns
@@ -136,13 +136,21 @@ def _evse_and_location_find(key: Key) -> Evse | None:
     """An EVSE with its location (`evse.location`) in one statement, the location locked as location_find(lock=True)
     does: the PATCH of an EVSE status (the receiver's hot path) needs both. None when either is unknown.
 
-    On PostgreSQL it is a prepared statement (ocpi_core.db.pg_fetch, `evse_and_location_statement`) that reads the
-    whole EVSE and of the location only what a PATCH of an EVSE uses (`_PATCH_LOCATION_FIELDS`; the others are
-    deferred, as with `.only()`)."""
+    On PostgreSQL it is a prepared statement (ocpi_core.db.pg_fetch) that reads the whole EVSE and of the location
+    only what a PATCH of an EVSE uses (`_PATCH_LOCATION_FIELDS`; the others are deferred, as with `.only()`)."""
+    evse_uid = (key.evse_uid or "").lower()
+    lowered = [key.country_code.lower(), key.party_id.lower(), key.location_id.lower(), evse_uid]
     if connection.vendor == "postgresql":
-        statement = evse_and_location_statement(key)
-        return evse_and_location_from_rows(pg_fetch(statement.sql, statement.params))
-    lowered = _lowered(key)
+        global _EVSE_AND_LOCATION
+        if _EVSE_AND_LOCATION is None:
+            _EVSE_AND_LOCATION = _evse_and_location_sql()
+        sql, evse_fields, location_fields = _EVSE_AND_LOCATION
+        rows = pg_fetch(sql, lowered)
+        if not rows:
+            return None
+        evse = pg_instance(Evse, evse_fields, rows[0][: len(evse_fields)])
+        evse.location = pg_instance(Location, location_fields, rows[0][len(evse_fields) :])
+        return evse
     return (
         Evse.objects.select_related("location")
         .select_for_update(of=("location",))
@@ -150,40 +158,11 @@ def _evse_and_location_find(key: Key) -> Evse | None:
             location__country_code__lower=lowered[0],
             location__party_id__lower=lowered[1],
             location__ocpi_id__lower=lowered[2],
-            uid__lower=lowered[3],
+            uid__lower=evse_uid,
         )
         .order_by("pk")
         .first()
     )
-
-
-def _lowered(key: Key) -> list[str]:
-    return [key.country_code.lower(), key.party_id.lower(), key.location_id.lower(), (key.evse_uid or "").lower()]
-
-
-def evse_and_location_statement(key: Key, guard: tuple[str, list[Any]] | None = None) -> PgStatement:
-    """The PostgreSQL statement of `_evse_and_location_find` (rows for `evse_and_location_from_rows`), with an extra
-    condition `guard` (SQL, parameters) when it is sent along with a token lookup (ocpi_core.fastpath)."""
-    global _EVSE_AND_LOCATION
-    if _EVSE_AND_LOCATION is None:
-        _EVSE_AND_LOCATION = _evse_and_location_sql()
-    sql, _, _ = _EVSE_AND_LOCATION
-    if guard is None:
-        return PgStatement(sql.replace("{guard}", ""), _lowered(key))
-    return PgStatement(sql.replace("{guard}", f" AND {guard[0]}"), [*_lowered(key), *guard[1]])
-
-
-def evse_and_location_from_rows(rows: list[tuple[Any, ...]]) -> Evse | None:
-    """The EVSE, with `evse.location`, from the rows of `evse_and_location_statement` (None when there are none)."""
-    if not rows:
-        return None
-    global _EVSE_AND_LOCATION
-    if _EVSE_AND_LOCATION is None:
-        _EVSE_AND_LOCATION = _evse_and_location_sql()
-    _, evse_fields, location_fields = _EVSE_AND_LOCATION
-    evse = pg_instance(Evse, evse_fields, rows[0][: len(evse_fields)])
-    evse.location = pg_instance(Location, location_fields, rows[0][len(evse_fields) :])
-    return evse
 
 
 # what location_patch reads of the location when it PATCHes one of its EVSEs (and _push, when it is ours)
@@ -195,12 +174,11 @@ _EVSE_AND_LOCATION: tuple[str, list[Any], list[Any]] | None = None
 
 
 def _evse_and_location_sql() -> tuple[str, list[Any], list[Any]]:
-    """The statement (with a `{guard}` slot for an extra condition) and the fields of its columns."""
     evse_columns, evse_fields = pg_columns(Evse, '"e"')
     location_columns, location_fields = pg_columns(Location, '"l"', _PATCH_LOCATION_FIELDS)
     where = (
         'LOWER("l"."country_code") = %s AND LOWER("l"."party_id") = %s AND LOWER("l"."ocpi_id") = %s'
-        ' AND LOWER("e"."uid") = %s{guard}'
+        ' AND LOWER("e"."uid") = %s'
     )
     sql = (
         f'SELECT {evse_columns}, {location_columns} FROM {_table(Evse)} "e" '  # noqa: S608 (names from the models)
@@ -529,29 +507,10 @@ def _connector_put(partner: Partner | None, key: Key, data: dict[str, Any]) -> W
 @transaction.atomic
 def location_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResult:
     """PATCH of a Location, EVSE or Connector: only the fields sent change; last_updated is required."""
-    return _location_patch(partner, key, data, _NOT_READ)
-
-
-def location_patch_found(*, partner: Partner | None, key: Key, data: Any, found: Evse | None) -> WriteResult:
-    """`location_patch` of an EVSE (`key` at the EVSE's depth) whose row the caller already read and locked in its
-    transaction with `evse_and_location_statement` (`found`: `evse_and_location_from_rows`): the receiver's hot
-    path sends that read with the token lookup (locations.fast). The same checks, in the same order."""
-    if key.evse_uid is None or key.connector_id is not None:
-        raise ValueError("location_patch_found PATCHes an EVSE")
-    if not connection.in_atomic_block:
-        raise transaction.TransactionManagementError("location_patch_found runs in the transaction of its read")
-    return _location_patch(partner, key, data, found)
-
-
-_NOT_READ = object()
-
-
-def _location_patch(partner: Partner | None, key: Key, data: Any, found: Any) -> WriteResult:
     _assert_owner(partner, key)
     type_name = "Location" if key.evse_uid is None else "EVSE" if key.connector_id is None else "Connector"
     data = _validated(type_name, data, key, partial=True)
-    if found is _NOT_READ:  # the hot path: one statement for both
-        found = _evse_and_location_find(key) if type_name == "EVSE" else None
+    found = _evse_and_location_find(key) if type_name == "EVSE" else None  # the hot path: one statement for both
     location = found.location if found is not None else location_find(key, lock=True)
     if location is None or location.partner_id != (partner.pk if partner else None):
         raise UnknownLocation(f"Unknown location {key.location_id}")

@@ -2,7 +2,6 @@
 
 import base64
 import binascii
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,7 +14,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from ocpi_core.crypto import token_hash
-from ocpi_core.db import PgStatement, pg_fetch, pg_fetch_many
+from ocpi_core.db import pg_fetch
 from ocpi_core.exceptions import Unauthorized
 from ocpi_core.models import Partner, PartnerToken
 
@@ -65,53 +64,36 @@ def _lookup_sql() -> tuple[str, list[str], list[str]]:
 _LOOKUP: tuple[str, list[str], list[str]] | None = None
 
 
-def _lookup() -> tuple[str, list[str], list[str]]:
+def partner_token_lookup(header: str) -> PartnerAuth | None:
+    """Find the partner token an Authorization header carries, or None.
+
+    One indexed statement, read fresh on every request (no cache): a token rotated or revoked by any process or
+    machine stops working at once. On PostgreSQL it is a prepared statement (`pg_fetch`), because this runs on every
+    OCPI request: it skips the ORM's query building and PostgreSQL's planning, and the rows are turned into model
+    instances as the ORM would.
+    """
     global _LOOKUP
-    if _LOOKUP is None:
-        _LOOKUP = _lookup_sql()
-    return _LOOKUP
-
-
-@dataclass(frozen=True, slots=True)
-class TokenQuery:
-    """What an Authorization header asks the database: the statement finding its token (PostgreSQL), the hashes
-    of its possible readings and what each stands for."""
-
-    statement: PgStatement
-    hashes: dict[str, tuple[str, str]]  # token_hash: (token, encoding)
-
-    def guard(self) -> tuple[str, list[str]]:
-        """A condition (SQL and parameters) for a read sent together with this lookup (`pg_fetch_many`): true only
-        when the header carries a known token, so that a request without one never makes that read run."""
-        table = PartnerToken._meta.db_table
-        sql = f'EXISTS (SELECT 1 FROM "{table}" WHERE "token_hash" IN (%s, %s))'  # noqa: S608 (the model's table)
-        return sql, list(self.statement.params)
-
-
-def token_query(header: str) -> TokenQuery | None:
-    """The lookup of the token an Authorization header carries (`Token <value>`), or None when it carries none."""
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() != "token" or not value:
         return None
-    hashes = {token_hash(token): (token, encoding) for token, encoding in _candidates(value)}
-    params = list(hashes)[:2]
-    params += params[:1] * (2 - len(params))
-    return TokenQuery(PgStatement(_lookup()[0], params), hashes)
-
-
-def token_found(query: TokenQuery, rows: list[tuple[Any, ...]], *, using: str = "default") -> PartnerAuth | None:
-    """The PartnerAuth from the rows of `query.statement` (partner rows built as the ORM would), or None."""
-    _, token_fields, partner_fields = _lookup()
-    found = []
-    for row in rows:
-        token = PartnerToken.from_db(using, token_fields, row[: len(token_fields)])
-        token.partner = Partner.from_db(using, partner_fields, row[len(token_fields) :])
-        found.append(token)
-    return _best(query.hashes, found)
-
-
-def _best(hashes: dict[str, tuple[str, str]], found: list[PartnerToken]) -> PartnerAuth | None:
+    candidates = _candidates(value)
+    hashes = {token_hash(token): (token, encoding) for token, encoding in candidates}
+    connection = connections[router.db_for_read(PartnerToken)]
+    found: list[PartnerToken]
+    if connection.vendor == "postgresql":  # psycopg returns every column as the ORM would (aware datetimes ...)
+        if _LOOKUP is None:
+            _LOOKUP = _lookup_sql()
+        sql, token_fields, partner_fields = _LOOKUP
+        params = list(hashes)[:2]
+        params += params[:1] * (2 - len(params))
+        found = []
+        for row in pg_fetch(sql, params, using=connection.alias):
+            token = PartnerToken.from_db(connection.alias, token_fields, row[: len(token_fields)])
+            token.partner = Partner.from_db(connection.alias, partner_fields, row[len(token_fields) :])
+            found.append(token)
+    else:  # other databases need the ORM's value converters (SQLite returns datetimes as text)
+        found = list(PartnerToken.objects.select_related("partner").filter(token_hash__in=hashes.keys()))
     if not found:
         return None
     # Prefer the Base64 reading when both readings happen to be known tokens.
@@ -119,26 +101,6 @@ def _best(hashes: dict[str, tuple[str, str]], found: list[PartnerToken]) -> Part
     best = found[0]
     value, encoding = hashes[best.token_hash]
     return PartnerAuth(partner=best.partner, token=best, encoding=encoding, value=value)
-
-
-def partner_token_lookup(header: str) -> PartnerAuth | None:
-    """Find the partner token an Authorization header carries, or None.
-
-    One indexed statement, read fresh on every request (no cache): a token rotated or revoked by any process or
-    machine stops working at once. On PostgreSQL it is a prepared statement (`pg_fetch`), because this runs on every
-    OCPI request: it skips the ORM's query building and PostgreSQL's planning, and the rows are turned into model
-    instances as the ORM would. The hot paths send it together with their read (`authenticate_request_reading`).
-    """
-    query = token_query(header)
-    if query is None:
-        return None
-    connection = connections[router.db_for_read(PartnerToken)]
-    if connection.vendor == "postgresql":  # psycopg returns every column as the ORM would (aware datetimes ...)
-        rows = pg_fetch(query.statement.sql, query.statement.params, using=connection.alias)
-        return token_found(query, rows, using=connection.alias)
-    # other databases need the ORM's value converters (SQLite returns datetimes as text)
-    found = list(PartnerToken.objects.select_related("partner").filter(token_hash__in=query.hashes.keys()))
-    return _best(query.hashes, found)
 
 
 def _note_contact(auth: PartnerAuth) -> None:
@@ -162,28 +124,7 @@ def authenticate_request(request: HttpRequest) -> PartnerAuth:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if not header:
         raise Unauthorized("Missing Authorization header")
-    return _authenticated(request, partner_token_lookup(header))
-
-
-def authenticate_request_reading(
-    request: HttpRequest, read: Callable[[TokenQuery], PgStatement]
-) -> tuple[PartnerAuth, list[tuple[Any, ...]]]:
-    """`authenticate_request`, on PostgreSQL with one more read sent in the same round trip as the token lookup
-    (`pg_fetch_many`): `read(query)` builds that statement, guarded by `query.guard()` so that it finds nothing
-    without a known token. The answers are those of `authenticate_request` (a 401 before anything else); the read's
-    rows are returned only to a caller that passed. The caller checks `pg_fetch_many`'s conditions (PostgreSQL)."""
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if not header:
-        raise Unauthorized("Missing Authorization header")
-    query = token_query(header)
-    if query is None:
-        return _authenticated(request, None), []
-    using = router.db_for_read(PartnerToken)
-    token_rows, rows = pg_fetch_many([query.statement, read(query)], using=using)
-    return _authenticated(request, token_found(query, token_rows, using=using)), rows
-
-
-def _authenticated(request: HttpRequest, auth: PartnerAuth | None) -> PartnerAuth:
+    auth = partner_token_lookup(header)
     if auth is None:
         raise Unauthorized("Unknown or malformed credentials token")
     _note_contact(auth)

@@ -2,8 +2,6 @@
 
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial, wraps
 from typing import Any, TypeVar
@@ -54,15 +52,6 @@ def pg_timestamptz(raw: bytes, *, using: str = "default") -> datetime:
     return loader.load(raw)  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True, slots=True)
-class PgStatement:
-    """One statement for `pg_fetch_many`: SQL with %s placeholders, its parameters, the types read `raw`."""
-
-    sql: str
-    params: Sequence[Any]
-    raw: Sequence[str] = ()
-
-
 def pg_fetch(
     sql: str, params: Sequence[Any], *, using: str = "default", raw: Sequence[str] = ()
 ) -> list[tuple[Any, ...]]:
@@ -84,19 +73,6 @@ def pg_fetch(
     unconverted: a page of 51 cached documents is passed on as bytes, and of its 51 timestamps only the last is ever
     needed (`pg_timestamptz`).
     """
-    return pg_fetch_many([PgStatement(sql, params, raw)], using=using)[0]
-
-
-def pg_fetch_many(statements: Sequence[PgStatement], *, using: str = "default") -> list[list[tuple[Any, ...]]]:
-    """`pg_fetch` for several statements at once: sent together and answered together (psycopg's pipeline mode),
-    one round trip to PostgreSQL instead of one per statement; the rows of each, in order.
-
-    For a request that needs its partner's token and one read whatever the token turns out to be (the hot reads
-    of ocpi_core.fastpath): 0.37 ms for the two in turn, 0.25 ms pipelined (bench/README.md). The statements run in
-    order; a later one cannot use an earlier one's rows, and it runs even when an earlier one finds nothing (a read
-    sent with a token lookup guards itself with `token_guard`). Inside a transaction they run in it, outside one each
-    commits on its own, as with `pg_fetch`.
-    """
     connection = connections[using]
     if connection.vendor != "postgresql":
         raise NotSupportedError("pg_fetch runs on PostgreSQL only")
@@ -107,7 +83,17 @@ def pg_fetch_many(statements: Sequence[PgStatement], *, using: str = "default") 
         started = time.perf_counter()
         try:
             with connection.wrap_database_errors:
-                results = _run(connection, statements, prepare)
+                cursor = psycopg.Cursor(connection.connection)
+                for type_name in raw:
+                    cursor.adapters.register_loader(type_name, _AsBytes)
+                try:
+                    executor: Any = partial(_execute, prepare=prepare)
+                    for wrapper in reversed(connection.execute_wrappers):  # as Django's cursors run them
+                        executor = partial(wrapper, executor)
+                    executor(sql, params, False, {"connection": connection, "cursor": cursor})
+                    rows = cursor.fetchall()
+                finally:
+                    cursor.close()
         except OperationalError:
             # a connection kept from an earlier request may have died (database restarted): reconnect once, outside
             # a transaction only (inside one, the transaction is lost anyway)
@@ -117,32 +103,11 @@ def pg_fetch_many(statements: Sequence[PgStatement], *, using: str = "default") 
             continue
         connection.health_check_done = True  # type: ignore[attr-defined]  # (no stub for it)
         if connection.queries_logged:
-            took = f"{(time.perf_counter() - started) / len(statements):.3f}"
-            for statement in statements:
-                connection.queries_log.append({"sql": f"{statement.sql} -- {list(statement.params)!r}", "time": took})
-        return results
+            connection.queries_log.append(
+                {"sql": f"{sql} -- {list(params)!r}", "time": f"{time.perf_counter() - started:.3f}"}
+            )
+        return rows
     raise AssertionError("unreachable")
-
-
-def _run(connection: Any, statements: Sequence[PgStatement], prepare: bool) -> list[list[tuple[Any, ...]]]:
-    """Execute `statements` on the open psycopg connection (pipelined when there are several) and fetch their rows."""
-    pg = connection.connection
-    cursors: list[psycopg.Cursor[Any]] = []
-    try:
-        with pg.pipeline() if len(statements) > 1 and psycopg.Pipeline.is_supported() else nullcontext():
-            for statement in statements:
-                cursor = psycopg.Cursor(pg)
-                cursors.append(cursor)
-                for type_name in statement.raw:
-                    cursor.adapters.register_loader(type_name, _AsBytes)
-                executor: Any = partial(_execute, prepare=prepare)
-                for wrapper in reversed(connection.execute_wrappers):  # as Django's cursors run them
-                    executor = partial(wrapper, executor)
-                executor(statement.sql, statement.params, False, {"connection": connection, "cursor": cursor})
-        return [cursor.fetchall() for cursor in cursors]
-    finally:
-        for cursor in cursors:
-            cursor.close()
 
 
 def pg_columns(model: type[Model], alias: str, names: Sequence[str] | None = None) -> tuple[str, list[Field]]:

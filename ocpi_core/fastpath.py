@@ -19,17 +19,10 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import OperationalError, connections
+from django.db import connections
 from django.http import HttpRequest, HttpResponse
 
-from ocpi_core.authentication import (
-    PartnerAuth,
-    TokenQuery,
-    authenticate_request,
-    authenticate_request_reading,
-    require_registered,
-)
-from ocpi_core.db import PgStatement
+from ocpi_core.authentication import PartnerAuth, authenticate_request, require_registered
 from ocpi_core.exceptions import OcpiError, ocpi_error_response
 from ocpi_core.routing import Routing, routing_from_request
 
@@ -106,48 +99,6 @@ def fast_partner_request(request: HttpRequest) -> tuple[PartnerAuth, Routing]:
     routing = routing_from_request(request)
     request.ocpi_routing = routing  # type: ignore[attr-defined]  # errors from here on carry the routing headers
     return auth, routing
-
-
-def fast_partner_read(
-    request: HttpRequest, plan: Callable[[Routing], Callable[[TokenQuery], PgStatement] | None]
-) -> tuple[PartnerAuth, Routing, list[tuple[Any, ...]] | None]:
-    """`fast_partner_request` with the handler's read sent in the same round trip as the token lookup
-    (`authenticate_request_reading`): the read a request makes whoever it comes from, known before the token is.
-
-    `plan(routing)` returns the function building that read from the token query (its WHERE must include
-    `token.guard()`), or None when there is nothing cheap to read up front; it may raise the request's own OCPI
-    errors (parameters, a party that is not ours), which are answered after the token's, as before. It runs before
-    the token is checked, so it must not do expensive work: cached lookups at most. Returns who called, the routing,
-    and the read's rows (None when nothing was read)."""
-    try:
-        routing = routing_from_request(request)
-        read = _planned(plan, routing)
-    except OcpiError:
-        fast_partner_request(request)  # the token's answers (401) come first, then the routing's
-        raise  # the plan's own error, now with the routing headers (fast_partner_request noted them)
-    if read is None:
-        auth, routing = fast_partner_request(request)
-        return auth, routing, None
-    auth, rows = authenticate_request_reading(request, read)
-    require_registered(auth)
-    request.ocpi_routing = routing  # type: ignore[attr-defined]  # errors from here on carry the routing headers
-    return auth, routing, rows
-
-
-def _planned(
-    plan: Callable[[Routing], Callable[[TokenQuery], PgStatement] | None], routing: Routing
-) -> Callable[[TokenQuery], PgStatement] | None:
-    """`plan(routing)`, once more on a new connection when the kept one died (a database restart): the plan's
-    cached lookups may query on a miss, before pg_fetch_many's own reconnection could (as pg_fetch does)."""
-    connection = connections["default"]
-    fresh = connection.connection is None
-    try:
-        return plan(routing)
-    except OperationalError:
-        if fresh or connection.in_atomic_block:
-            raise
-        connection.close()
-        return plan(routing)
 
 
 def fast_json_body(request: HttpRequest) -> tuple[bool, Any]:
