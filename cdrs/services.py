@@ -17,7 +17,7 @@ eMSP partner only. Money and kWh stay exact: every OCPI `number` is a Decimal fr
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import uuid4
@@ -31,7 +31,7 @@ from cdrs.reconciliation import cdr_reconcile
 from ocpi_core.client import OcpiResult
 from ocpi_core.constants import InterfaceRole, ModuleID, Role
 from ocpi_core.db import retry_on_conflict
-from ocpi_core.envelope import format_datetime, parse_datetime
+from ocpi_core.envelope import format_datetime, format_datetime_up, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound
 from ocpi_core.models import Delivery, Partner, Party
 from ocpi_core.push import PushModule, outbox_add, push_module_register
@@ -335,7 +335,7 @@ def _hours(seconds: float) -> Decimal:
 
 
 def _stamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_datetime(value)  # milliseconds kept: whole seconds put a stamp before the session's start
 
 
 def cdr_location_from_snapshot(*, location: dict[str, Any], evse_uid: str, connector_id: str) -> dict[str, Any]:
@@ -391,7 +391,8 @@ def _session_periods(session: Any, session_data: dict[str, Any], start: datetime
     kwh = exact(session.kwh if session.kwh is not None else 0)
     return [
         {
-            "start_date_time": _stamp(start),
+            # never before the session's start (rounded up): a period starting earlier is refused by the pricing
+            "start_date_time": format_datetime_up(start),
             "dimensions": [{"type": "ENERGY", "volume": kwh}, {"type": "TIME", "volume": hours}],
         }
     ]

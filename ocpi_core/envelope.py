@@ -1,7 +1,8 @@
 """The OCPI response envelope and DateTime handling (REFERENCE §0.1, §2.3)."""
 
 import re
-from datetime import UTC, datetime
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +42,17 @@ def format_datetime(value: datetime) -> str:
     if value.microsecond >= 1000:  # below a millisecond nothing is shown: `.000Z` would not read back the same
         return value.isoformat(timespec="milliseconds") + "Z"  # truncated, not rounded: never past 23:59:59.999
     return value.isoformat(timespec="seconds") + "Z"
+
+
+def format_datetime_up(value: datetime) -> str:
+    """`format_datetime` of `value` rounded up to the millisecond: a stamp of our own that fits the spec's
+    string(25) (microseconds, `…:09.123456Z`, are 27 characters) and is never earlier than `value`, so that an own
+    change stamped "now, never older than what is stored" still supersedes what is stored."""
+    value = value.astimezone(UTC)
+    if value.microsecond % 1000:
+        with suppress(OverflowError):  # (the last millisecond of 9999-12-31: as close as an OCPI DateTime gets)
+            value += timedelta(microseconds=1000 - value.microsecond % 1000)
+    return format_datetime(value)
 
 
 def now_timestamp() -> str:

@@ -23,7 +23,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -35,7 +35,7 @@ from django.utils import timezone
 from ocpi_core.client import OcpiClient, PartnerCallError
 from ocpi_core.constants import InterfaceRole, ModuleID, Role
 from ocpi_core.db import retry_on_conflict
-from ocpi_core.envelope import parse_datetime
+from ocpi_core.envelope import format_datetime_up, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound, UnableToUseClientApi, UnknownLocation
 from ocpi_core.mapping import OcpiMapper
 from ocpi_core.models import Delivery, Partner, Party
@@ -408,7 +408,7 @@ def _snapshot(location: Any, evse_uid: str, connector_id: str) -> tuple[dict[str
 
 
 def _ocpi_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_datetime_up(value)  # at most 25 characters, never earlier than `value`
 
 
 @retry_on_conflict

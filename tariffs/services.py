@@ -12,7 +12,6 @@ digits the partner wrote) before it is stored, and the cached JSON is written fr
 
 import re
 from dataclasses import dataclass
-from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +22,7 @@ from django.utils import timezone
 
 from ocpi_core.constants import ModuleID, Role
 from ocpi_core.db import retry_on_conflict
-from ocpi_core.envelope import parse_datetime
+from ocpi_core.envelope import format_datetime_up, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound
 from ocpi_core.mapping import OcpiMapper
 from ocpi_core.models import Delivery, Partner, Party
@@ -291,7 +290,7 @@ def tariff_save_own(*, key: Key, data: dict[str, Any]) -> WriteResult:
     now = timezone.now()
     if current is not None and current.last_updated > now:
         now = current.last_updated
-    stamped = {**data, "last_updated": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    stamped = {**data, "last_updated": format_datetime_up(now)}
     return tariff_put(partner=None, key=key, data=stamped)
 
 

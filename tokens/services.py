@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -30,7 +29,7 @@ from django.utils import timezone
 from ocpi_core.client import OcpiClient, PartnerBadResponse, PartnerCallError, PartnerRefused, PartnerUnreachable
 from ocpi_core.constants import InterfaceRole, ModuleID, Role, StatusCode
 from ocpi_core.db import retry_on_conflict
-from ocpi_core.envelope import parse_datetime
+from ocpi_core.envelope import format_datetime_up, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotEnoughInformation, NotFound, OcpiError, UnknownToken
 from ocpi_core.mapping import OcpiMapper
 from ocpi_core.models import Delivery, Partner, Party
@@ -284,7 +283,7 @@ def _now_after(token: Token | None) -> str:
     now = timezone.now()
     if token is not None and token.last_updated > now:
         now = token.last_updated
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_datetime_up(now)
 
 
 def token_save_own(*, key: Key, data: dict[str, Any]) -> WriteResult:

@@ -81,6 +81,27 @@ def test_a_completed_session_gets_its_priced_cdr_queued_for_the_tokens_emsp(emsp
     assert (delivery.partner, delivery.method, delivery.object_path) == (emsp, "POST", cdr.ocpi_id)
 
 
+def test_a_session_started_and_stopped_now_without_periods_gets_its_cdr(emsp):
+    """What a charge point backend does most: start now, report energy, stop now; no charging period sent. The CDR's
+    one period starts at the session's start (our stamps: milliseconds, rounded up), not at the whole second before
+    it (which the pricing refused as "outside the session": no CDR at all)."""
+    own_charging_location()
+    session = session_start(
+        location_id="LOC1",
+        evse_uid="EVSE1",
+        connector_id="1",
+        cdr_token=cdr_token("DE", "PRT"),
+        auth_method="WHITELIST",
+        start=datetime(2024, 3, 1, 9, 0, 0, 441_515, tzinfo=UTC),
+    )
+    session = session_update(session=session, kwh=Decimal("4"), at=datetime(2024, 3, 1, 9, 30, 0, 7, tzinfo=UTC))
+    session_stop(session=session, at=datetime(2024, 3, 1, 10, 0, 0, 999_999, tzinfo=UTC))
+    data = Cdr.objects.get().data
+    assert (data["start_date_time"], data["end_date_time"]) == ("2024-03-01T09:00:00.442Z", "2024-03-01T10:00:01Z")
+    assert [period["start_date_time"] for period in data["charging_periods"]] == ["2024-03-01T09:00:00.442Z"]
+    assert data["total_energy"] == Decimal("4")
+
+
 def test_the_cdr_is_sealed_with_the_tariff_and_location_of_the_sessions_start(emsp):
     own_charging_location()
     session = session_start(

@@ -2,6 +2,7 @@
 sessions (only those of the caller's tokens, paginated, date_from optional) and PUT charging_preferences."""
 
 import json
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from conftest import make_partner
 from ocpi_core.constants import Role, StatusCode
-from ocpi_core.envelope import format_datetime
+from ocpi_core.envelope import format_datetime, parse_datetime
 from sessions_app.models import Session
 from sessions_app.services import session_start, session_stop, session_update
 from sessions_app.tests.factories import cdr_token, own_charging_location
@@ -134,3 +135,21 @@ def test_charging_preferences_on_an_evse_that_is_not_capable(partners: tuple[htt
     before = list(Session.objects.values())
     envelope(a.put(prefs_url("A0"), json={"profile_type": "REGULAR"}), 404, StatusCode.INVALID_PARAMETERS)
     assert list(Session.objects.values()) == before
+
+
+def test_own_stamps_are_ocpi_datetimes_of_at_most_25_characters(partners: tuple[httpx.Client, httpx.Client]) -> None:
+    """Our own sessions are stamped by us (start, updates, stop): each DateTime a partner reads fits the spec's
+    string(25), with milliseconds at most (microseconds made 27 characters), and never reads earlier than the
+    moment it stands for (rounded up: an own change is never older than what is stored)."""
+    a, _ = partners
+    session = start("S1", ("DE", "PRT"))
+    session = session_update(session=session, kwh=Decimal("1.5"))
+    session_stop(session=session)
+    stored = Session.objects.get(ocpi_id="S1")
+    (item,) = envelope(a.get(LIST))
+    stamps = {name: item[name] for name in ("start_date_time", "end_date_time", "last_updated")}
+    for name, value in stamps.items():
+        assert len(value) <= 25, (name, value)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z", value), (name, value)
+    assert parse_datetime(stamps["last_updated"]) >= stored.last_updated - timedelta(milliseconds=1)
+    assert parse_datetime(stamps["end_date_time"]) >= parse_datetime(stamps["start_date_time"])
