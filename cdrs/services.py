@@ -334,10 +334,6 @@ def _hours(seconds: float) -> Decimal:
     return (Decimal(str(seconds)) / _HOUR).quantize(Decimal("0.000001")).normalize()
 
 
-def _stamp(value: datetime) -> str:
-    return format_datetime(value)  # milliseconds kept: whole seconds put a stamp before the session's start
-
-
 def cdr_location_from_snapshot(*, location: dict[str, Any], evse_uid: str, connector_id: str) -> dict[str, Any]:
     """The CdrLocation of a session from the Location as it was at the session's start (REFERENCE §8.4): only the
     EVSE and connector used. Address, city and state are cut to the CdrLocation lengths (45/45/20), which the
@@ -436,8 +432,8 @@ def cdr_generate(*, session: Any) -> Cdr | None:
         "country_code": session.country_code,
         "party_id": session.party_id,
         "id": uuid4().hex.upper(),
-        "start_date_time": _stamp(start),
-        "end_date_time": _stamp(end),
+        "start_date_time": format_datetime(start),  # milliseconds kept (whole seconds were before the start)
+        "end_date_time": format_datetime(end),
         "session_id": session.ocpi_id,
         "cdr_token": session.cdr_token,
         "auth_method": session.auth_method,

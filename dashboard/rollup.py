@@ -57,9 +57,12 @@ def rollup_upsert_sql(rows: Iterable[RollupRow]) -> tuple[str, list[Any]] | None
     """The INSERT ... ON CONFLICT DO UPDATE adding `rows` to the rollup (None when they add nothing): for a caller
     that sends it as part of its own statement (locations.services writes it with the EVSE). Keep it to a few hundred
     rows (`rollup_write` cuts larger sets)."""
-    rows = _merged(rows)
-    if not rows:
-        return None
+    merged = _merged(rows)
+    return _upsert_sql(merged) if merged else None
+
+
+def _upsert_sql(rows: list[RollupRow]) -> tuple[str, list[Any]]:
+    """The upsert of merged rows."""
     table = EvseStatusDay._meta.db_table
     adapt = connection.ops.adapt_datefield_value
     sql = (
@@ -74,11 +77,11 @@ def rollup_upsert_sql(rows: Iterable[RollupRow]) -> tuple[str, list[Any]] | None
 def rollup_write(rows: Iterable[RollupRow]) -> None:
     """Add microseconds to (evse, day, status) rows, creating them as needed (negative amounts subtract)."""
     merged = _merged(rows)
-    for offset in range(0, len(merged), 500):
-        statement = rollup_upsert_sql(merged[offset : offset + 500])
-        if statement is not None:
-            with connection.cursor() as cursor:
-                cursor.execute(*statement)
+    if not merged:
+        return
+    with connection.cursor() as cursor:
+        for offset in range(0, len(merged), 500):
+            cursor.execute(*_upsert_sql(merged[offset : offset + 500]))
 
 
 def _interval(evse_id: int, status: str, start: datetime, end: datetime, sign: int = 1) -> list[RollupRow]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from django.http import HttpResponse
+from django.utils import timezone
 
 from ocpi_core.constants import StatusCode
 
@@ -53,6 +54,13 @@ def format_datetime_up(value: datetime) -> str:
         with suppress(OverflowError):  # (the last millisecond of 9999-12-31: as close as an OCPI DateTime gets)
             value += timedelta(microseconds=1000 - value.microsecond % 1000)
     return format_datetime(value)
+
+
+def own_stamp(stored: datetime | None, at: datetime | None = None) -> datetime:
+    """When an own change happens: `at` (or now), never older than `stored`, the last_updated it replaces (an own
+    change stamped older than what is stored would be ignored). Send it with `format_datetime_up`."""
+    stamp = at or timezone.now()
+    return stored if stored is not None and stored > stamp else stamp
 
 
 def now_timestamp() -> str:

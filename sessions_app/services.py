@@ -35,7 +35,7 @@ from django.utils import timezone
 from ocpi_core.client import OcpiClient, PartnerCallError
 from ocpi_core.constants import InterfaceRole, ModuleID, Role
 from ocpi_core.db import retry_on_conflict
-from ocpi_core.envelope import format_datetime_up, parse_datetime
+from ocpi_core.envelope import format_datetime_up, own_stamp, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound, UnableToUseClientApi, UnknownLocation
 from ocpi_core.mapping import OcpiMapper
 from ocpi_core.models import Delivery, Partner, Party
@@ -342,10 +342,7 @@ def session_push_again(session: Session) -> bool:
 
 def _stamp(session: Session | None, at: datetime | None) -> datetime:
     """`at` (or now) for last_updated, never older than what is stored: an own change is never ignored."""
-    stamp = at or timezone.now()
-    if session is not None and session.last_updated > stamp:
-        stamp = session.last_updated
-    return stamp
+    return own_stamp(session.last_updated if session is not None else None, at)
 
 
 def _own_location(*, location_id: str, country_code: str | None, party_id: str | None) -> Any:
@@ -407,10 +404,6 @@ def _snapshot(location: Any, evse_uid: str, connector_id: str) -> tuple[dict[str
     return {"location": doc, "tariffs": tariffs, "time_zone": location.time_zone}, tariff_ids
 
 
-def _ocpi_time(value: datetime) -> str:
-    return format_datetime_up(value)  # at most 25 characters, never earlier than `value`
-
-
 @retry_on_conflict
 @transaction.atomic
 def session_start(
@@ -447,7 +440,7 @@ def session_start(
         "country_code": location.country_code,
         "party_id": location.party_id,
         "id": key.session_id,
-        "start_date_time": _ocpi_time(start or now),
+        "start_date_time": format_datetime_up(start or now),
         "kwh": Decimal("0"),
         "cdr_token": cdr_token,
         "auth_method": auth_method,
@@ -458,7 +451,7 @@ def session_start(
         "meter_id": meter_id,
         "currency": currency or settings.OCPI_DEFAULT_CURRENCY,
         "status": status,
-        "last_updated": _ocpi_time(now),
+        "last_updated": format_datetime_up(now),
     }
     data = session_validate(key=key, data={name: value for name, value in data.items() if value is not None})
     session = _store(Session(partner=None, snapshot=snapshot), _exact_doc(data))
@@ -480,7 +473,7 @@ def _change_own(session: Session, changes: dict[str, Any], at: datetime | None, 
     if not changed and not whole:
         return session
     doc.update(changes)
-    doc["last_updated"] = _ocpi_time(_stamp(session, at))
+    doc["last_updated"] = format_datetime_up(_stamp(session, at))
     key = Key(session.country_code, session.party_id, session.ocpi_id)
     doc = session_validate(key=key, data={name: value for name, value in doc.items() if value is not None})
     _store(session, _exact_doc(doc))
@@ -516,7 +509,8 @@ def session_update(
     if status is not None:
         changes["status"] = status
         if status == SessionStatus.ACTIVE and session.status in (SessionStatus.PENDING, SessionStatus.RESERVATION):
-            changes["start_date_time"] = _ocpi_time(at or timezone.now())  # REFERENCE §7.1: the moment it started
+            # REFERENCE §7.1: the moment it started
+            changes["start_date_time"] = format_datetime_up(at or timezone.now())
     if total_cost is not None:
         changes["total_cost"] = total_cost
     whole = False
@@ -540,7 +534,7 @@ def session_stop(*, session: Session, at: datetime | None = None, status: str = 
     end = _stamp(session, at)
     if end < session.start_date_time:
         end = session.start_date_time
-    _change_own(session, {"end_date_time": _ocpi_time(end), "status": status}, at)
+    _change_own(session, {"end_date_time": format_datetime_up(end), "status": status}, at)
     session_completed.send(sender=Session, session=session)
     return session
 

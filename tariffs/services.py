@@ -18,11 +18,10 @@ from typing import Any
 from django.db import transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
-from django.utils import timezone
 
 from ocpi_core.constants import ModuleID, Role
 from ocpi_core.db import retry_on_conflict
-from ocpi_core.envelope import format_datetime_up, parse_datetime
+from ocpi_core.envelope import format_datetime_up, own_stamp, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound
 from ocpi_core.mapping import OcpiMapper
 from ocpi_core.models import Delivery, Partner, Party
@@ -287,10 +286,7 @@ def tariff_save_own(*, key: Key, data: dict[str, Any]) -> WriteResult:
     """Create or replace one of our own tariffs from an edit (admin, platform API): stamped now, never older than
     what is stored (so the edit is never ignored), validated like a partner's PUT, and pushed."""
     current = tariff_find(key)
-    now = timezone.now()
-    if current is not None and current.last_updated > now:
-        now = current.last_updated
-    stamped = {**data, "last_updated": format_datetime_up(now)}
+    stamped = {**data, "last_updated": format_datetime_up(own_stamp(current.last_updated if current else None))}
     return tariff_put(partner=None, key=key, data=stamped)
 
 

@@ -29,7 +29,7 @@ from django.utils import timezone
 from ocpi_core.client import OcpiClient, PartnerBadResponse, PartnerCallError, PartnerRefused, PartnerUnreachable
 from ocpi_core.constants import InterfaceRole, ModuleID, Role, StatusCode
 from ocpi_core.db import retry_on_conflict
-from ocpi_core.envelope import format_datetime_up, parse_datetime
+from ocpi_core.envelope import format_datetime_up, own_stamp, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotEnoughInformation, NotFound, OcpiError, UnknownToken
 from ocpi_core.mapping import OcpiMapper
 from ocpi_core.models import Delivery, Partner, Party
@@ -280,10 +280,7 @@ def token_patch(*, partner: Partner | None, key: Key, data: Any) -> WriteResult:
 
 def _now_after(token: Token | None) -> str:
     """Now as an OCPI DateTime, never older than what is stored (so an own edit is never ignored)."""
-    now = timezone.now()
-    if token is not None and token.last_updated > now:
-        now = token.last_updated
-    return format_datetime_up(now)
+    return format_datetime_up(own_stamp(token.last_updated if token is not None else None))
 
 
 def token_save_own(*, key: Key, data: dict[str, Any]) -> WriteResult:
