@@ -26,6 +26,16 @@ REPO = Path(__file__).resolve().parent
 EXAMPLES_DIR = Path(os.environ.get("OCPI_EXAMPLES_DIR", REPO.parent / "shared" / "ocpi-2.2.1" / "examples"))
 
 
+@pytest.fixture(autouse=True)
+def _hot_cache_listener_closed() -> Iterator[None]:
+    """A test that turned the hot caches on opened this process's LISTEN connection (ocpi_core.hot): close it after
+    the test, so the test database can be dropped at the end and the next test starts from a cold cache."""
+    yield
+    from ocpi_core.hot import listener
+
+    listener.close()
+
+
 def examples_dir() -> Path:
     """The official examples folder, or a skip naming where it was looked for."""
     if not EXAMPLES_DIR.is_dir():

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connections, router
+from django.db.models import Model
+from django.db.models.base import ModelState
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
@@ -16,6 +19,7 @@ from rest_framework.request import Request
 from ocpi_core.crypto import token_hash
 from ocpi_core.db import pg_fetch
 from ocpi_core.exceptions import Unauthorized
+from ocpi_core.hot import MISSING, HotCache, hot_caches_poll
 from ocpi_core.models import Partner, PartnerToken
 
 _CONTACT_RESOLUTION = timedelta(minutes=1)  # last_contact_at is written at most once a minute per partner
@@ -62,24 +66,49 @@ def _lookup_sql() -> tuple[str, list[str], list[str]]:
 
 
 _LOOKUP: tuple[str, list[str], list[str]] | None = None
+_tokens = HotCache("tokens")
+
+
+def _copy(instance: Model) -> Any:
+    """A copy of a model instance read from the database, with its own state (no cached relations)."""
+    copy = instance.__class__.__new__(instance.__class__)
+    copy.__dict__.update(instance.__dict__)
+    copy._state = ModelState()
+    copy._state.db, copy._state.adding = instance._state.db, False
+    return copy
+
+
+def _auth_copy(auth: PartnerAuth) -> PartnerAuth:
+    """A request's own copy of a cached PartnerAuth: the request may change its partner (last contact ...)."""
+    token, partner = _copy(auth.token), _copy(auth.partner)
+    token.partner = partner
+    return PartnerAuth(partner=partner, token=token, encoding=auth.encoding, value=auth.value)
 
 
 def partner_token_lookup(header: str) -> PartnerAuth | None:
     """Find the partner token an Authorization header carries, or None.
 
-    One indexed statement, read fresh on every request (no cache): a token rotated or revoked by any process or
-    machine stops working at once. On PostgreSQL it is a prepared statement (`pg_fetch`), because this runs on every
-    OCPI request: it skips the ORM's query building and PostgreSQL's planning, and the rows are turned into model
-    instances as the ORM would.
+    One indexed statement. On PostgreSQL it is a prepared statement (`pg_fetch`), because this runs on every OCPI
+    request: it skips the ORM's query building and PostgreSQL's planning, and the rows are turned into model
+    instances as the ORM would. A token found is then kept per process (`ocpi_core.hot`: only while the process hears
+    the invalidations every change to tokens and partners sends, so a rotated or revoked token stops working at once
+    everywhere; never from inside a transaction; OCPI_TOKEN_CACHE=false turns it off). Unknown tokens are always
+    looked up.
     """
     global _LOOKUP
+    connection = connections[router.db_for_read(PartnerToken)]
+    listening = connection.vendor == "postgresql" and hot_caches_poll()  # also for the other hot caches
+    cacheable = listening and getattr(settings, "OCPI_TOKEN_CACHE", True) and not connection.in_atomic_block
+    if cacheable:
+        cached = _tokens.get(header)
+        if cached is not MISSING:
+            return _auth_copy(cached)
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() != "token" or not value:
         return None
     candidates = _candidates(value)
     hashes = {token_hash(token): (token, encoding) for token, encoding in candidates}
-    connection = connections[router.db_for_read(PartnerToken)]
     found: list[PartnerToken]
     if connection.vendor == "postgresql":  # psycopg returns every column as the ORM would (aware datetimes ...)
         if _LOOKUP is None:
@@ -100,7 +129,10 @@ def partner_token_lookup(header: str) -> PartnerAuth | None:
     found.sort(key=lambda row: hashes[row.token_hash][1] != Partner.TokenEncoding.BASE64)
     best = found[0]
     value, encoding = hashes[best.token_hash]
-    return PartnerAuth(partner=best.partner, token=best, encoding=encoding, value=value)
+    auth = PartnerAuth(partner=best.partner, token=best, encoding=encoding, value=value)
+    if cacheable:  # no poll between the read and this: a change committed meanwhile empties it at the next poll
+        _tokens.set(header, _auth_copy(auth))
+    return auth
 
 
 def _note_contact(auth: PartnerAuth) -> None:

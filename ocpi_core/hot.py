@@ -1,27 +1,45 @@
-"""Short-lived in-process caches of what every OCPI request reads and almost never changes: a partner's parties
-and our own parties. (The token behind a request is never cached: ocpi_core.authentication reads it fresh, so a
-rotated or revoked token stops working at once everywhere.)
+"""Short-lived in-process caches of what every OCPI request reads and almost never changes: the partner behind a
+token, a partner's parties and our own parties.
 
-Each entry lives OCPI_HOT_CACHE_SECONDS (0 turns the caches off). A change saved or deleted through the ORM in this
-process (Partner, PartnerToken, Party, PartnerEndpoint) clears them all at once; a partner's parties are also keyed
-by the partner row's `updated_at`, which every credentials handshake bumps, so other processes never use parties a
-handshake replaced. Own parties changed in another process are seen when the entry expires. Bounded: a full cache
-is emptied, never grown.
+Each entry lives at most OCPI_HOT_CACHE_SECONDS (0 turns the caches off). They are all emptied at once:
+
+- by a change saved or deleted through the ORM in this process (Partner, PartnerToken, Party, PartnerEndpoint);
+- on PostgreSQL, by a change committed by any process or machine, by any means (ORM, queryset update, SQL): triggers
+  on those four tables `NOTIFY ocpi_hot` (migration ocpi_core 0005), and each process `LISTEN`s on a connection of
+  its own (`HotListener`), which every request polls without a round trip (the notifications are already in its
+  socket, or not). A rolled-back change sends nothing and changed nothing.
+
+Tokens are cached only while that listener runs (PostgreSQL, OCPI_TOKEN_CACHE on): a rotated or revoked token stops
+working in every process as soon as its notification arrives, under a millisecond after the commit on this machine,
+and never later than the entry's time to live if the listener connection is lost (it is then dropped with every cached
+entry, and opened again at a later request). A token is never cached from inside a transaction, which may hold
+uncommitted changes. A partner's parties are also keyed by the partner row's `updated_at`, which every credentials
+handshake bumps. Bounded: a full cache is emptied, never grown.
 """
 
+import contextlib
+import logging
+import os
 import threading
 import time
 from typing import Any
 
+import psycopg
 from django.conf import settings
+from django.db import connections
 from django.db.models.signals import post_delete, post_save
+from psycopg import pq
 
 from ocpi_core.constants import Role
 from ocpi_core.exceptions import NotFound
 from ocpi_core.models import Partner, PartnerEndpoint, PartnerToken, Party
 from ocpi_core.routing import Routing
 
+logger = logging.getLogger(__name__)
+
 _MAX_ENTRIES = 2048
+CHANNEL = "ocpi_hot"  # the triggers of migration ocpi_core 0005 notify it
+_RETRY_SECONDS = 5.0  # a listener connection that failed is tried again after this
 _MISSING = object()
 
 
@@ -31,6 +49,7 @@ class HotCache:
     def __init__(self, name: str) -> None:
         self.name = name
         self._entries: dict[Any, tuple[float, Any]] = {}
+        self.hits = 0  # since the process started (tests and diagnostics)
         _ALL.append(self)
 
     @staticmethod
@@ -45,6 +64,7 @@ class HotCache:
         if entry[0] < time.monotonic():
             self._entries.pop(key, None)
             return _MISSING
+        self.hits += 1
         return entry[1]
 
     def set(self, key: Any, value: Any) -> None:
@@ -74,6 +94,103 @@ def hot_caches_clear(**_: Any) -> None:
 for _model in (Partner, PartnerToken, Party, PartnerEndpoint):
     post_save.connect(hot_caches_clear, sender=_model, dispatch_uid=f"ocpi-hot-cache-save-{_model.__name__}")
     post_delete.connect(hot_caches_clear, sender=_model, dispatch_uid=f"ocpi-hot-cache-delete-{_model.__name__}")
+
+
+class HotListener:
+    """This process's `LISTEN ocpi_hot` connection (PostgreSQL), opened at its first poll, reopened after a fork.
+
+    `poll()` empties every cache when a notification has arrived since the last poll and tells whether the listener
+    runs: it reads what the socket holds without waiting and sends nothing to the server (a few microseconds). A
+    lost connection empties the caches too; a new one is tried at most every few seconds."""
+
+    def __init__(self, alias: str = "default") -> None:
+        self.alias = alias
+        self._connection: psycopg.Connection[Any] | None = None
+        self._target: tuple[Any, ...] = ()
+        self._retry_at = 0.0
+        self._lock = threading.Lock()
+        self.notifications = 0  # received since the process started (tests and diagnostics)
+        self.last_payload = ""
+
+    def _connect_params(self) -> dict[str, Any]:
+        params = dict(connections[self.alias].get_connection_params())
+        for option in ("context", "cursor_factory", "prepare_threshold", "server_side_binding", "pool"):
+            params.pop(option, None)
+        params["application_name"] = "ocpi-hot-cache"
+        params.setdefault("connect_timeout", 5)  # a request waits for this at most once per _RETRY_SECONDS
+        return params
+
+    def _open(self) -> bool:
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            connection = psycopg.connect(**self._connect_params(), autocommit=True)
+            connection.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as exc:
+            self._retry_at = time.monotonic() + _RETRY_SECONDS
+            logger.warning("hot cache listener unavailable, caches work without it", extra={"error": str(exc)})
+            return False
+        self._connection = connection
+        hot_caches_clear()  # whatever was cached before listening may have changed unnoticed
+        return True
+
+    def close(self) -> None:
+        """Stop listening (tests, before their database is dropped); the next poll opens the connection again."""
+        with self._lock:
+            if self._connection is not None and self._target[0] == os.getpid():
+                self._drop()
+            self._retry_at = 0.0
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        hot_caches_clear()
+        if connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                connection.close()
+
+    def poll(self) -> bool:
+        """Apply the notifications received so far; True while the listener runs."""
+        if connections[self.alias].vendor != "postgresql":
+            return False
+        with self._lock:
+            target = (os.getpid(), connections[self.alias].settings_dict.get("NAME"))
+            if target != self._target:  # another database (tests), or a forked worker
+                if self._connection is not None and target[0] == self._target[0]:
+                    self._drop()
+                elif self._connection is not None:  # the parent's socket: closing it here would end its LISTEN
+                    _INHERITED.append(self._connection)
+                self._connection, self._target, self._retry_at = None, target, 0.0
+            if self._connection is None and not self._open():
+                return False
+            pgconn = self._connection.pgconn  # type: ignore[union-attr]  # _open() set it
+            try:
+                pgconn.consume_input()  # never blocks: libpq's socket is non-blocking
+                if pgconn.status != pq.ConnStatus.OK:
+                    raise psycopg.OperationalError(pgconn.get_error_message() or "connection lost")
+                arrived = 0
+                while (notification := pgconn.notifies()) is not None:
+                    arrived += 1
+                    self.last_payload = notification.extra.decode(errors="replace")
+            except psycopg.Error as exc:
+                logger.warning("hot cache listener lost, reconnecting later", extra={"error": str(exc)})
+                self._retry_at = time.monotonic() + _RETRY_SECONDS
+                self._drop()
+                return False
+            if arrived:
+                self.notifications += arrived
+                hot_caches_clear()
+            return True
+
+
+listener = HotListener()
+_INHERITED: list[Any] = []  # listener connections of a parent process, kept so that nothing here closes them
+
+
+def hot_caches_poll() -> bool:
+    """Apply the cross-process invalidations received so far (see HotListener.poll); True while they are heard."""
+    if HotCache.ttl() <= 0:
+        return False
+    return listener.poll()
 
 
 _own_parties = HotCache("own parties")
@@ -107,7 +224,7 @@ def partner_owns(*, partner: Partner | None, country_code: str, party_id: str) -
     platform, `None`, always; a hub relays for others; CiString comparison)."""
     if partner is None:
         return True
-    # Keyed by the partner row's updated_at too (read fresh with the token on every request): a credentials
+    # Keyed by the partner row's updated_at too (read with the token): a credentials
     # handshake in any process saves the partner with its new parties, so no process keeps the old ones.
     key = (partner.pk, partner.updated_at)
     parties = _partner_parties.get(key)

@@ -226,9 +226,12 @@ OCPI_MAX_PAGE_LIMIT = env.int("OCPI_MAX_PAGE_LIMIT", default=100)
 # list knows its total exactly). One scan gives both: 31 ms at 100,000 locations, which the requests queued behind it
 # wait for; every 5 s instead of 2 s took the random-offset p99 under 50 ms (bench/README.md). 0 = count every request.
 OCPI_COUNT_CACHE_SECONDS = env.int("OCPI_COUNT_CACHE_SECONDS", default=5)
-# Seconds partners' parties and our own parties are kept in each process (0 = off; tokens are never cached).
-# Changes saved in a process clear its cache at once; a credentials handshake is seen by every process at once.
+# Seconds the partner behind a token, partners' parties and our own parties are kept at most in each process
+# (0 = off). On PostgreSQL every committed change to them reaches every process at once (LISTEN/NOTIFY, ocpi_core.hot).
 OCPI_HOT_CACHE_SECONDS = env.float("OCPI_HOT_CACHE_SECONDS", default=5.0)
+# Keep the partner behind a token too (PostgreSQL, only while the process listens for changes). Turn off behind a
+# pooler in transaction mode, which does not deliver notifications.
+OCPI_TOKEN_CACHE = env.bool("OCPI_TOKEN_CACHE", default=True)
 # Days back from now an EVSE status change may be recorded in the dashboard's history: an older stamp (a charger's
 # unset clock sends 0001-01-01) is recorded at the horizon, a future one at now (dashboard.rollup.status_change_add).
 OCPI_STATUS_HISTORY_DAYS = env.int("OCPI_STATUS_HISTORY_DAYS", default=400)
