@@ -19,7 +19,9 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import connections
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 
 from ocpi_core.authentication import PartnerAuth, authenticate_request, require_registered
@@ -48,8 +50,25 @@ def _enabled() -> bool:
     return bool(getattr(settings, "OCPI_FAST_PATH", True)) and connections["default"].vendor == "postgresql"
 
 
+_COMMON_HEADERS: dict[str, str] | None = None
+
+
+@receiver(setting_changed)
+def _settings_changed(**_: Any) -> None:
+    global _COMMON_HEADERS
+    _COMMON_HEADERS = None
+
+
 def _common_headers() -> dict[str, str]:
-    """What the middleware the fast path skips (security, X-Frame-Options) would add to an API answer."""
+    """What the middleware the fast path skips (security, X-Frame-Options) would add to an API answer (worked out
+    once: settings do not change in a running process, except in tests, which signal it)."""
+    global _COMMON_HEADERS
+    if _COMMON_HEADERS is None:
+        _COMMON_HEADERS = _common_headers_from_settings()
+    return _COMMON_HEADERS
+
+
+def _common_headers_from_settings() -> dict[str, str]:
     headers = {"X-Frame-Options": getattr(settings, "X_FRAME_OPTIONS", "DENY")}
     if settings.SECURE_CONTENT_TYPE_NOSNIFF:
         headers["X-Content-Type-Options"] = "nosniff"

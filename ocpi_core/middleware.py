@@ -36,8 +36,8 @@ _STATUS_MESSAGES = {
 }
 
 
-def _incoming_id(request: HttpRequest, header: str) -> str:
-    value = request.headers.get(header, "").strip()
+def _incoming_id(request: HttpRequest, meta_key: str) -> str:
+    value = request.META.get(meta_key, "").strip()  # META, not request.headers: that builds a dict of every header
     if value and len(value) <= _ID_MAX and value.isascii() and value.isprintable():
         return value
     return str(uuid.uuid4())
@@ -63,8 +63,8 @@ class OcpiMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = _incoming_id(request, "X-Request-ID")
-        correlation_id = _incoming_id(request, "X-Correlation-ID")
+        request_id = _incoming_id(request, "HTTP_X_REQUEST_ID")
+        correlation_id = _incoming_id(request, "HTTP_X_CORRELATION_ID")
         request.ocpi_request_id = request_id  # type: ignore[attr-defined]
         request.ocpi_correlation_id = correlation_id  # type: ignore[attr-defined]
         request_token = request_id_var.set(request_id)
