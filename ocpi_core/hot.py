@@ -38,7 +38,12 @@ from ocpi_core.routing import Routing
 logger = logging.getLogger(__name__)
 
 _MAX_ENTRIES = 2048
-CHANNEL = "ocpi_hot"  # the triggers of migration ocpi_core 0005 notify it
+CHANNEL = "ocpi_hot"
+# the triggers migration ocpi_core 0005 puts on the tables the caches read: each notifies CHANNEL
+TRIGGERS = tuple(
+    f"{table}_hot_notify"
+    for table in ("ocpi_core_partner", "ocpi_core_partnertoken", "ocpi_core_party", "ocpi_core_partnerendpoint")
+)
 _RETRY_SECONDS = 5.0  # a listener connection that failed is tried again after this
 _MISSING = object()
 
@@ -125,6 +130,12 @@ class HotListener:
             return False
         try:
             connection = psycopg.connect(**self._connect_params(), autocommit=True)
+            triggers = connection.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgname = ANY(%s) AND tgenabled <> 'D'", [list(TRIGGERS)]
+            ).fetchone()
+            if triggers != (len(TRIGGERS),):  # not migrated, or disabled: nothing would be heard
+                connection.close()
+                raise psycopg.OperationalError("the ocpi_hot triggers are missing (run the migrations)")
             connection.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as exc:
             self._retry_at = time.monotonic() + _RETRY_SECONDS

@@ -169,3 +169,26 @@ def test_no_token_is_kept_from_inside_a_transaction(
     with django_assert_num_queries(2):  # the token, read again, and the page
         assert client.get(LIST).status_code == 200
     assert _tokens.hits == hits
+
+
+def test_no_token_is_kept_while_a_trigger_is_missing(
+    hot_on: None, partner: tuple[Partner, str], ocpi: Callable[..., httpx.Client], elsewhere: Elsewhere
+) -> None:
+    """A database whose triggers are missing or disabled (not migrated, restored without them) would never notify:
+    the listener does not start there, and tokens are read on every request."""
+    _, token = partner
+    client = ocpi(token)
+    elsewhere.run("ALTER TABLE ocpi_core_partnertoken DISABLE TRIGGER ocpi_core_partnertoken_hot_notify")
+    try:
+        hot.listener.close()
+        hits = _tokens.hits
+        for _ in range(3):
+            assert client.get(LIST).status_code == 200
+        assert _tokens.hits == hits
+        assert not hot.hot_caches_poll()
+    finally:
+        elsewhere.run("ALTER TABLE ocpi_core_partnertoken ENABLE TRIGGER ocpi_core_partnertoken_hot_notify")
+    hot.listener._retry_at = 0.0
+    assert client.get(LIST).status_code == 200
+    assert client.get(LIST).status_code == 200
+    assert _tokens.hits == hits + 1
