@@ -8,7 +8,12 @@ its meaning; a client that builds its own URLs without `cursor` gets plain offse
 
 import base64
 import hashlib
+import logging
+import os
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +21,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import close_old_connections, connections
 from django.db.models import Count, F, Model, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.http import QueryDict
@@ -23,6 +29,8 @@ from django.http import QueryDict
 from ocpi_core.envelope import parse_datetime
 from ocpi_core.exceptions import InvalidParameters
 from ocpi_core.registry import absolute_url
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +103,79 @@ def _count_key(queryset: QuerySet[Any]) -> str:
     return "ocpi-count:" + _query_key(queryset)
 
 
+# --- counts and offset anchors, kept OCPI_COUNT_CACHE_SECONDS and refreshed off the request path ---
+
+_KEPT_MAX = 64  # queries whose last value a process keeps (a full table is emptied, never grown)
+_kept: dict[str, tuple[float, Any]] = {}  # key -> (when this process computed it, value)
+_refreshing: set[str] = set()
+_refresh_lock = threading.Lock()
+_refresher: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def keep(key: str, value: Any) -> Any:
+    """Remember a count or anchor list for OCPI_COUNT_CACHE_SECONDS (Django's cache) and as this process's last."""
+    cache.set(key, value, settings.OCPI_COUNT_CACHE_SECONDS)
+    if len(_kept) >= _KEPT_MAX:
+        _kept.clear()
+    _kept[key] = (time.monotonic(), value)
+    return value
+
+
+def kept(key: str, compute: Callable[[], Any]) -> Any:
+    """A count or anchor list of a list query (`key` names both), computed at most every OCPI_COUNT_CACHE_SECONDS.
+
+    Once it expires, the value this process computed last is served for up to as long again while a background
+    thread of the process computes the new one: a refresh scans the list's keys (31 ms at 100,000 locations), and
+    every request queued on a sync worker would wait for it (the p99 of random-offset paging). Inside a transaction
+    (whose rows another thread cannot see) and on first use it is computed in the request.
+
+    A value this process computed is read from its own memory while fresh (an anchor list has 1,000 keys at 100,000
+    locations: unpickling it from the cache on every page would cost more than the rows it saves); one another process
+    computed comes from Django's cache when that is shared."""
+    ttl = settings.OCPI_COUNT_CACHE_SECONDS
+    last = _kept.get(key)
+    age = time.monotonic() - last[0] if last is not None else None
+    if last is not None and age is not None and age < ttl:
+        return last[1]
+    value = cache.get(key)
+    if value is not None:
+        return value
+    if last is not None and age is not None and age < 2 * ttl and not connections["default"].in_atomic_block:
+        _refresh_later(key, compute)
+        return last[1]
+    return keep(key, compute())
+
+
+def _refresh_later(key: str, compute: Callable[[], Any]) -> None:
+    global _refresher
+    with _refresh_lock:
+        if key in _refreshing:
+            return
+        _refreshing.add(key)
+        if _refresher is None or _refresher[0] != os.getpid():  # none yet, or the parent's (a forked worker)
+            _refresher = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocpi-count-refresh"))
+        executor = _refresher[1]
+
+    def refresh() -> None:
+        try:
+            close_old_connections()
+            keep(key, compute())
+        except Exception:  # the next request after the stale period computes it itself
+            logger.exception("Could not refresh a list's count or anchors", extra={"key": key})
+        finally:
+            connections.close_all()  # this thread's connection: nothing keeps a database open between refreshes
+            with _refresh_lock:
+                _refreshing.discard(key)
+
+    executor.submit(refresh)
+
+
 def _count(queryset: QuerySet[Any]) -> int:
     """COUNT(*) of a list query, kept OCPI_COUNT_CACHE_SECONDS per query so random-offset paging does not count on
     every page (0 = always count)."""
-    ttl = settings.OCPI_COUNT_CACHE_SECONDS
-    if not ttl:
+    if not settings.OCPI_COUNT_CACHE_SECONDS:
         return queryset.count()
-    key = _count_key(queryset)
-    cached = cache.get(key)
-    if cached is None:
-        cached = queryset.count()
-        cache.set(key, cached, ttl)
-    return int(cached)
+    return int(kept(_count_key(queryset), queryset.count))
 
 
 def page_request(query: QueryDict) -> PageRequest:
@@ -170,19 +239,17 @@ def _window(queryset: QuerySet[Any], request: PageRequest, date_field: str) -> t
     return filtered, filtered.filter(pk__in=keys)
 
 
-ANCHOR_EVERY = 1000
+ANCHOR_EVERY = 100  # an offset page skips at most this many keys from the anchor before it
 
 
 def _anchors(filtered: QuerySet[Any], date_field: str) -> list[tuple[datetime, int]]:
-    """The (date, pk) keys at positions 1000, 2000, ... of a list, kept OCPI_COUNT_CACHE_SECONDS like its count (0 =
-    none: plain OFFSET). One scan of the list's keys per period instead of one per page; an offset page is then
-    exact for the list as it was up to that many seconds ago, as X-Total-Count is."""
-    ttl = settings.OCPI_COUNT_CACHE_SECONDS
-    if not ttl:
+    """The (date, pk) keys at positions ANCHOR_EVERY, 2 * ANCHOR_EVERY ... of a list, kept like its count
+    (OCPI_COUNT_CACHE_SECONDS, 0 = none: plain OFFSET). One scan of the list's keys per period instead of one per
+    page; an offset page is then exact for the list as it was when they were computed, as X-Total-Count is."""
+    if not settings.OCPI_COUNT_CACHE_SECONDS:
         return []
-    key = "ocpi-anchors:" + _query_key(filtered)
-    cached = cache.get(key)
-    if cached is None:
+
+    def compute() -> list[tuple[datetime, int]]:
         ranked = filtered.order_by().annotate(
             _ocpi_rn=Window(RowNumber(), order_by=[F(date_field).asc(), F("pk").asc()]),
             _ocpi_total=Window(Count("pk")),  # the count from the same scan (a refresh is one scan, not two)
@@ -194,10 +261,10 @@ def _anchors(filtered: QuerySet[Any], date_field: str) -> list[tuple[datetime, i
             .values_list(date_field, "pk", "_ocpi_total")
         )
         if rows:
-            cache.set(_count_key(filtered), rows[0][2], ttl)
-        cached = sorted((stamp, pk) for stamp, pk, _ in rows)
-        cache.set(key, cached, ttl)
-    return list(cached)
+            keep(_count_key(filtered), rows[0][2])
+        return sorted((stamp, pk) for stamp, pk, _ in rows)
+
+    return list(kept("ocpi-anchors:" + _query_key(filtered), compute))
 
 
 def page_headers(

@@ -223,8 +223,9 @@ OCPI_BASE_URL = env("OCPI_BASE_URL", default="http://127.0.0.1:8000").rstrip("/"
 OCPI_MAX_PAGE_LIMIT = env.int("OCPI_MAX_PAGE_LIMIT", default=100)
 # Seconds a Sender list's X-Total-Count and offset anchors are reused for the same query when pages are fetched by
 # offset (pages reached through our Link carry the count along and never count again; a page holding the end of the
-# list knows its total exactly). One scan gives both: 31 ms at 100,000 locations, which the requests queued behind it
-# wait for; every 5 s instead of 2 s took the random-offset p99 under 50 ms (bench/README.md). 0 = count every request.
+# list knows its total exactly). One scan gives both: 31 ms at 100,000 locations, run by a background thread of the
+# process once they expire, while requests get the last value for up to as long again (ocpi_core.pagination.kept).
+# 0 = count every request.
 OCPI_COUNT_CACHE_SECONDS = env.int("OCPI_COUNT_CACHE_SECONDS", default=5)
 # Seconds the partner behind a token, partners' parties and our own parties are kept at most in each process
 # (0 = off). On PostgreSQL every committed change to them reaches every process at once (LISTEN/NOTIFY, ocpi_core.hot).
