@@ -27,13 +27,16 @@ EXAMPLES_DIR = Path(os.environ.get("OCPI_EXAMPLES_DIR", REPO.parent / "shared" /
 
 
 @pytest.fixture(autouse=True)
-def _hot_cache_listener_closed() -> Iterator[None]:
-    """A test that turned the hot caches on opened this process's LISTEN connection (ocpi_core.hot): close it after
-    the test, so the test database can be dropped at the end and the next test starts from a cold cache."""
+def _per_process_state_reset() -> Iterator[None]:
+    """After each test: close this process's LISTEN connection, which a test that turned the hot caches on opened
+    (ocpi_core.hot; the test database can then be dropped at the end), and forget the counts and anchors it kept
+    (ocpi_core.pagination), so the next test starts cold."""
     yield
+    from ocpi_core import pagination
     from ocpi_core.hot import listener
 
     listener.close()
+    pagination._kept.clear()
 
 
 def examples_dir() -> Path:

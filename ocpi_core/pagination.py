@@ -9,6 +9,7 @@ its meaning; a client that builds its own URLs without `cursor` gets plain offse
 import base64
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
@@ -113,11 +114,13 @@ _refresher: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def keep(key: str, value: Any) -> Any:
-    """Remember a count or anchor list for OCPI_COUNT_CACHE_SECONDS (Django's cache) and as this process's last."""
+    """Remember a count or anchor list for OCPI_COUNT_CACHE_SECONDS (Django's cache) and, when it was read outside a
+    transaction (from committed rows only), as this process's last value."""
     cache.set(key, value, settings.OCPI_COUNT_CACHE_SECONDS)
-    if len(_kept) >= _KEPT_MAX:
-        _kept.clear()
-    _kept[key] = (time.monotonic(), value)
+    if not connections["default"].in_atomic_block:
+        if len(_kept) >= _KEPT_MAX:
+            _kept.clear()
+        _kept[key] = (time.monotonic(), value)
     return value
 
 
@@ -134,13 +137,13 @@ def kept(key: str, compute: Callable[[], Any]) -> Any:
     computed comes from Django's cache when that is shared."""
     ttl = settings.OCPI_COUNT_CACHE_SECONDS
     last = _kept.get(key)
-    age = time.monotonic() - last[0] if last is not None else None
-    if last is not None and age is not None and age < ttl:
+    age = time.monotonic() - last[0] if last is not None else math.inf
+    if last is not None and age < ttl:
         return last[1]
     value = cache.get(key)
     if value is not None:
         return value
-    if last is not None and age is not None and age < 2 * ttl and not connections["default"].in_atomic_block:
+    if last is not None and age < 2 * ttl and not connections["default"].in_atomic_block:
         _refresh_later(key, compute)
         return last[1]
     return keep(key, compute())
