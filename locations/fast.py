@@ -42,14 +42,6 @@ def _cache_key(kind: str, sql: str, params: list[Any]) -> str:
     return f"ocpi-fast-{kind}:" + hashlib.sha1(f"{sql}|{params!r}".encode(), usedforsecurity=False).hexdigest()
 
 
-def _cached(kind: str, sql: str, params: list[Any], compute: Any) -> Any:
-    """A count or anchor list kept OCPI_COUNT_CACHE_SECONDS per query and refreshed off the request path, as
-    ocpi_core.pagination's (0 = never)."""
-    if not settings.OCPI_COUNT_CACHE_SECONDS:
-        return compute()
-    return pagination.kept(_cache_key(kind, sql, params), compute)
-
-
 def _count_sql(where: str) -> str:
     return f"SELECT COUNT(*) FROM {_TABLE} WHERE {where}"  # noqa: S608
 
@@ -74,7 +66,7 @@ def _anchors(where: str, params: list[Any]) -> list[tuple[datetime, int]]:
             pagination.keep(_cache_key("count", _count_sql(where), params), rows[-1][2])
         return [(stamp, pk) for stamp, pk, number in rows if number % every == 1 and number > 1]
 
-    return _cached("anchors", sql, [*params, every], compute)
+    return pagination.kept(_cache_key("anchors", sql, [*params, every]), compute)  # type: ignore[no-any-return]
 
 
 def _window(where: str, params: list[Any], page: pagination.PageRequest) -> tuple[str, list[Any]]:
@@ -122,7 +114,7 @@ def sender_list(request: HttpRequest) -> HttpResponse:
         if not parties:
             return 0
         sql = _count_sql(where)
-        return int(_cached("count", sql, params, lambda: pg_fetch(sql, params)[0][0]))
+        return int(pagination.kept(_cache_key("count", sql, params), lambda: pg_fetch(sql, params)[0][0]))
 
     served, has_more = rows[: page.limit], len(rows) > page.limit
     data = b"[" + b",".join(row[2] for row in served) + b"]"

@@ -70,7 +70,9 @@ _tokens = HotCache("tokens")
 
 
 def _copy(instance: Model) -> Any:
-    """A copy of a model instance read from the database, with its own state (no cached relations)."""
+    """A copy of a model instance read from the database, with its own state (no cached relations). Not
+    copy.copy: that goes through Model.__reduce__ and costs 15 µs for the token and its partner, this 2 µs, on every
+    OCPI request."""
     copy = instance.__class__.__new__(instance.__class__)
     copy.__dict__.update(instance.__dict__)
     copy._state = ModelState()

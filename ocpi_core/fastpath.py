@@ -13,6 +13,7 @@ database other than PostgreSQL, OCPI_FAST_PATH=false), takes the normal path thr
 handler get the envelope and headers DRF's exception handler would give.
 """
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -50,25 +51,10 @@ def _enabled() -> bool:
     return bool(getattr(settings, "OCPI_FAST_PATH", True)) and connections["default"].vendor == "postgresql"
 
 
-_COMMON_HEADERS: dict[str, str] | None = None
-
-
-@receiver(setting_changed)
-def _settings_changed(**_: Any) -> None:
-    global _COMMON_HEADERS
-    _COMMON_HEADERS = None
-
-
+@functools.cache
 def _common_headers() -> dict[str, str]:
     """What the middleware the fast path skips (security, X-Frame-Options) would add to an API answer (worked out
     once: settings do not change in a running process, except in tests, which signal it)."""
-    global _COMMON_HEADERS
-    if _COMMON_HEADERS is None:
-        _COMMON_HEADERS = _common_headers_from_settings()
-    return _COMMON_HEADERS
-
-
-def _common_headers_from_settings() -> dict[str, str]:
     headers = {"X-Frame-Options": getattr(settings, "X_FRAME_OPTIONS", "DENY")}
     if settings.SECURE_CONTENT_TYPE_NOSNIFF:
         headers["X-Content-Type-Options"] = "nosniff"
@@ -78,6 +64,11 @@ def _common_headers_from_settings() -> dict[str, str]:
     if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
         headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
     return headers
+
+
+@receiver(setting_changed)
+def _settings_changed(**_: Any) -> None:
+    _common_headers.cache_clear()
 
 
 def fast_dispatch(request: HttpRequest) -> HttpResponse | None:

@@ -125,7 +125,8 @@ def keep(key: str, value: Any) -> Any:
 
 
 def kept(key: str, compute: Callable[[], Any]) -> Any:
-    """A count or anchor list of a list query (`key` names both), computed at most every OCPI_COUNT_CACHE_SECONDS.
+    """A count or anchor list of a list query (`key` names both), computed at most every OCPI_COUNT_CACHE_SECONDS
+    (0: every time).
 
     Once it expires, the value this process computed last is served for up to as long again while a background
     thread of the process computes the new one: a refresh scans the list's keys (31 ms at 100,000 locations), and
@@ -136,6 +137,8 @@ def kept(key: str, compute: Callable[[], Any]) -> Any:
     locations: unpickling it from the cache on every page would cost more than the rows it saves); one another process
     computed comes from Django's cache when that is shared."""
     ttl = settings.OCPI_COUNT_CACHE_SECONDS
+    if not ttl:  # 0: computed every time
+        return compute()
     last = _kept.get(key)
     age = time.monotonic() - last[0] if last is not None else math.inf
     if last is not None and age < ttl:
@@ -176,8 +179,6 @@ def _refresh_later(key: str, compute: Callable[[], Any]) -> None:
 def _count(queryset: QuerySet[Any]) -> int:
     """COUNT(*) of a list query, kept OCPI_COUNT_CACHE_SECONDS per query so random-offset paging does not count on
     every page (0 = always count)."""
-    if not settings.OCPI_COUNT_CACHE_SECONDS:
-        return queryset.count()
     return int(kept(_count_key(queryset), queryset.count))
 
 
