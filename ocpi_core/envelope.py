@@ -1,6 +1,7 @@
 """The OCPI response envelope and DateTime handling (REFERENCE §0.1, §2.3)."""
 
 import re
+import time
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -63,9 +64,16 @@ def own_stamp(stored: datetime | None, at: datetime | None = None) -> datetime:
     return stored if stored is not None and stored > stamp else stamp
 
 
+_stamp: tuple[int, str] = (-1, "")
+
+
 def now_timestamp() -> str:
-    """The envelope's `timestamp`: now, in UTC, second precision."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The envelope's `timestamp`: now, in UTC, second precision. Formatted once a second, not on every response."""
+    global _stamp
+    second = int(time.time())
+    if second != _stamp[0]:
+        _stamp = (second, format_datetime(datetime.fromtimestamp(second, UTC)))
+    return _stamp[1]
 
 
 def _default(value: Any) -> Any:

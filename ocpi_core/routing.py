@@ -8,6 +8,9 @@ from ocpi_core.exceptions import InvalidParameters
 
 FROM_COUNTRY, FROM_PARTY = "OCPI-from-country-code", "OCPI-from-party-id"
 TO_COUNTRY, TO_PARTY = "OCPI-to-country-code", "OCPI-to-party-id"
+# Read from META (HTTP_OCPI_FROM_COUNTRY_CODE ...), not request.headers: that builds a dict of every header, on every
+# OCPI request
+_META = {name: "HTTP_" + name.upper().replace("-", "_") for name in (FROM_COUNTRY, FROM_PARTY, TO_COUNTRY, TO_PARTY)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,8 @@ class Routing:
 
 def routing_from_request(request: HttpRequest) -> Routing:
     """Parse the routing headers; a pair given half, or values of the wrong length, are a 2001."""
-    values = {name: request.headers.get(name, "").strip() for name in (FROM_COUNTRY, FROM_PARTY, TO_COUNTRY, TO_PARTY)}
+    meta = request.META
+    values = {name: meta.get(key, "").strip() for name, key in _META.items()}
     for country, party in ((FROM_COUNTRY, FROM_PARTY), (TO_COUNTRY, TO_PARTY)):
         if bool(values[country]) != bool(values[party]):
             raise InvalidParameters(f"{country} and {party} must be sent together")
