@@ -1,10 +1,11 @@
 """CDRs services: the only writers of Cdr (STYLE.md §4).
 
 Receiver side (partners' CDRs, REFERENCE §8.2): a POST stores a CDR once. The same CDR again is acknowledged
-(idempotent, same Location); a different CDR reusing a stored (country_code, party_id, id) is refused with 2001 and
-HTTP 409, nothing changed (CDRs are immutable; corrections come as credit CDRs with a new id). The body's owner must
-be one of the calling partner's parties (2001 naming `country_code`/`party_id`: there is no URL to answer 404 for),
-and the token's owner one of our own eMSP parties (a CPO sends a CDR only to the eMSP concerned, §8.1). A CDR newly
+(idempotent, same Location); a different CDR reusing a stored (country_code, party_id, id) is refused with 2001
+(HTTP 200, like every OCPI-layer error: ocpi_core.exceptions.OcpiError), nothing changed (CDRs are immutable;
+corrections come as credit CDRs with a new id). The body's owner must be one of the calling partner's parties (2001
+naming `country_code`/`party_id`: there is no URL to answer 404 for), and the token's owner one of our own eMSP
+parties (a CPO sends a CDR only to the eMSP concerned, §8.1). A CDR newly
 stored is priced again from its tariff and compared (cdrs.reconciliation): the outcome is kept beside it, and never
 refuses it.
 
@@ -59,9 +60,7 @@ _INVALID = "INVALID"
 
 
 class CdrConflict(InvalidParameters):
-    """A different CDR under an id we already hold: 2001, HTTP 409 (CDRs are immutable, REFERENCE §8.1)."""
-
-    http_status = 409
+    """A different CDR under an id we already hold: 2001 (CDRs are immutable, REFERENCE §8.1)."""
 
 
 @dataclass(frozen=True)

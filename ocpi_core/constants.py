@@ -5,6 +5,9 @@ from enum import IntEnum
 from django.db import models
 
 OCPI_VERSION = "2.2.1"
+# X-Request-ID / X-Correlation-ID: the spec sets no length and wants each echoed as sent; longer (or not printable
+# ASCII) ones are replaced by a UUID. Also the traffic log's column width.
+MESSAGE_ID_MAX = 255
 
 
 class StatusCode(IntEnum):

@@ -16,10 +16,16 @@ logger = logging.getLogger(__name__)
 
 
 class OcpiError(Exception):
-    """A protocol failure; `ocpi_exception_handler` renders it as the OCPI envelope."""
+    """A protocol failure; `ocpi_exception_handler` renders it as the OCPI envelope.
+
+    HTTP 200 unless a subclass says otherwise: a request that is valid JSON, authenticated and authorized has reached
+    the OCPI layer, and "to such a request, an HTTP error status code MUST NOT be returned" (status_codes, 2.2.1
+    errata); its error is the OCPI status code in the envelope (the spec's own example of 2001 is a PATCH without
+    `last_updated`). HTTP errors stay for what fails before that layer (400 invalid JSON, 401, 405, 413, 415) and for
+    objects that do not exist (404)."""
 
     status_code: int = StatusCode.CLIENT_ERROR
-    http_status: int = 400
+    http_status: int = 200
     default_message = "Client error"
 
     def __init__(self, message: str | None = None, *, http_status: int | None = None, data: Any = None) -> None:
@@ -129,7 +135,7 @@ def ocpi_error_response(exc: Exception) -> OcpiResponse:
         )
     if isinstance(exc, drf_exceptions.ValidationError):
         message = "; ".join(_validation_message(exc.detail)) or "Invalid parameters"
-        return OcpiResponse(status_code=StatusCode.INVALID_PARAMETERS, status_message=message, http_status=400)
+        return OcpiResponse(status_code=StatusCode.INVALID_PARAMETERS, status_message=message, http_status=200)
     if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
         return OcpiResponse(
             status_code=StatusCode.CLIENT_ERROR,

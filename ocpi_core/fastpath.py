@@ -28,6 +28,7 @@ from django.http import HttpRequest, HttpResponse
 from ocpi_core.authentication import PartnerAuth, authenticate_request, require_registered
 from ocpi_core.exceptions import OcpiError, ocpi_error_response
 from ocpi_core.routing import Routing, routing_from_request
+from ocpi_core.validation import body_problem
 
 Handler = Callable[..., HttpResponse | None]
 
@@ -121,9 +122,12 @@ def fast_json_body(request: HttpRequest) -> tuple[bool, Any]:
     if not raw:
         return True, {}
     try:
-        return True, orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return False, None
+    if body_problem(raw, data) is not None:  # DRF's parser answers it (2001)
+        return False, None
+    return True, data
 
 
 def with_routing(response: HttpResponse, routing: Routing) -> HttpResponse:

@@ -13,9 +13,9 @@ from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessio
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
 
-from ocpi_core.constants import StatusCode
+from ocpi_core.constants import MESSAGE_ID_MAX, StatusCode
 from ocpi_core.envelope import OcpiResponse
-from ocpi_core.exceptions import ocpi_error_response
+from ocpi_core.exceptions import InvalidParameters, ocpi_error_response
 from ocpi_core.fastpath import fast_dispatch
 from ocpi_core.logging import correlation_id_var, request_id_var
 from ocpi_core.metrics import observe_inbound
@@ -24,7 +24,6 @@ from ocpi_core.traffic import traffic_log_inbound
 logger = logging.getLogger(__name__)
 
 OCPI_PREFIX = "/ocpi/"
-_ID_MAX = 64
 
 _STATUS_MESSAGES = {
     400: (StatusCode.INVALID_PARAMETERS, "Bad request"),
@@ -38,7 +37,7 @@ _STATUS_MESSAGES = {
 
 def _incoming_id(request: HttpRequest, meta_key: str) -> str:
     value = request.META.get(meta_key, "").strip()  # META, not request.headers: that builds a dict of every header
-    if value and len(value) <= _ID_MAX and value.isascii() and value.isprintable():
+    if value and len(value) <= MESSAGE_ID_MAX and value.isascii() and value.isprintable():
         return value
     return str(uuid.uuid4())
 
@@ -98,6 +97,8 @@ class OcpiMiddleware:
             request_body = b""
         else:
             try:
+                if "\x00" in request.path_info:  # %00: no OCPI id holds it, and no database lookup may see it
+                    raise InvalidParameters("URL: a NUL character (%00) is not allowed", http_status=400)
                 request_body = request.body  # read once, so the traffic log can keep it after the view parsed it
                 fast = fast_dispatch(request)  # the hot requests, without DRF (ocpi_core.fastpath)
                 response = self.get_response(request) if fast is None else fast

@@ -5,7 +5,7 @@ from typing import Any
 from django.db import models
 from django.db.models.functions import Lower
 
-from ocpi_core.constants import InterfaceRole, Role
+from ocpi_core.constants import MESSAGE_ID_MAX, InterfaceRole, Role
 
 
 class TimeStampedModel(models.Model):
@@ -201,8 +201,8 @@ class TrafficLog(models.Model):
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     ocpi_status_code = models.PositiveSmallIntegerField("OCPI status", null=True, blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
-    request_id = models.CharField(max_length=64, blank=True)
-    correlation_id = models.CharField(max_length=64, blank=True)
+    request_id = models.CharField(max_length=MESSAGE_ID_MAX, blank=True)
+    correlation_id = models.CharField(max_length=MESSAGE_ID_MAX, blank=True)
     request_body = models.TextField(blank=True)
     response_body = models.TextField(blank=True)
     error = models.TextField(blank=True)

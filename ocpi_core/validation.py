@@ -22,6 +22,52 @@ _URL_MAX = 255
 _MAX_ERRORS = 20
 
 
+# No OCPI object nests deeper than about eight levels (a CDR's tariffs, elements, price components ...); JSON in
+# unknown fields could go on to orjson's limit of 1,024, past what PostgreSQL's JSON functions, orjson's encoder (254)
+# and Python's recursion take: such a body is a 2001, not a crash where it is stored or rendered.
+MAX_BODY_DEPTH = 64
+
+
+def body_problem(raw: bytes, data: Any) -> str | None:
+    """Why a request body that parsed as JSON cannot be taken as OCPI content, or None: nested deeper than
+    MAX_BODY_DEPTH, or a NUL character (`\\u0000`) anywhere, in a key or a value, known field or not (PostgreSQL text
+    cannot hold it). Both looked for only when the raw bytes allow them: a body with fewer brackets than the limit
+    cannot be that deep, and a NUL can only come as that escape, so the usual body costs three byte scans."""
+    if raw.count(b"{") + raw.count(b"[") > MAX_BODY_DEPTH and _depth(data) > MAX_BODY_DEPTH:
+        return f"body: JSON nested more than {MAX_BODY_DEPTH} levels deep"
+    if b"\\u0000" in raw and _holds_nul(data):
+        return "body: a NUL character (\\u0000) is not allowed in OCPI strings"
+    return None
+
+
+def _depth(data: Any) -> int:
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > MAX_BODY_DEPTH:
+                return deepest
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
+def _holds_nul(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            if any("\x00" in key for key in value):
+                return True
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class FieldRule:
     """One field of an OCPI object."""

@@ -38,6 +38,7 @@ from schemathesis.specs.openapi.checks import (
 from conftest import auth_header, make_partner
 from ocpi_core import client as client_module
 from ocpi_core.client import UnsafeUrl, url_check
+from ocpi_core.constants import MESSAGE_ID_MAX
 from ocpi_core.crypto import token_hash
 from ocpi_core.envelope import parse_datetime
 from ocpi_core.models import Partner, PartnerToken, Party
@@ -183,7 +184,7 @@ def ocpi_envelope(ctx: Any, response: Any, case: Any) -> None:
     if response.status_code >= 400:
         assert not 1000 <= code < 2000, f"HTTP {response.status_code} with success status_code {code}"
     sent = response.request.headers.get("X-Request-ID")
-    if sent and len(sent.strip()) <= 64 and sent.strip().isascii() and sent.strip().isprintable():
+    if sent and len(sent.strip()) <= MESSAGE_ID_MAX and sent.strip().isascii() and sent.strip().isprintable():
         assert response.headers.get("x-request-id") == [sent.strip()], "X-Request-ID not echoed"
 
 

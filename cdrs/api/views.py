@@ -43,7 +43,8 @@ def cdr_location_url(pk: int) -> str:
 
 _CREATED = OpenApiResponse(
     response=envelope_schema(None),
-    description=SUCCESS_DESCRIPTION + " 201: stored; 200: this CDR was already stored (idempotent).",
+    description=SUCCESS_DESCRIPTION
+    + " 201: stored; 200: this CDR was already stored (idempotent), or 2001: a different CDR is stored under this id.",
 )
 _LOCATION_HEADER = OpenApiParameter(
     "Location",
@@ -69,11 +70,6 @@ class CdrReceiverListView(OcpiAPIView):
         responses={
             200: _CREATED,
             201: _CREATED,
-            409: OpenApiResponse(
-                response=envelope_schema({}),
-                description="OCPI envelope, status 2001: a different CDR with this country_code/party_id/id is "
-                "already stored (CDRs are immutable); nothing changed",
-            ),
         },
     )
     def post(self, request: Request) -> OcpiResponse:

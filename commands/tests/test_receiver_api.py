@@ -145,7 +145,7 @@ def test_start_session_bad_body_is_2001_naming_the_field(
 
     status, answer = post(ocpi(token), "START_SESSION", body)
 
-    assert (status, answer["status_code"]) == (400, 2001)
+    assert (status, answer["status_code"]) == (200, 2001)
     assert field in answer["status_message"]
     assert not Command.objects.exists()
 
@@ -153,7 +153,7 @@ def test_start_session_bad_body_is_2001_naming_the_field(
 def test_body_not_an_object_is_2001(ocpi: Any, emsp: tuple[Partner, str]) -> None:
     _partner, token = emsp
     status, answer = post(ocpi(token), "STOP_SESSION", [1, 2])
-    assert (status, answer["status_code"]) == (400, 2001)
+    assert (status, answer["status_code"]) == (200, 2001)
 
 
 def test_unknown_command_type_is_404_with_2001(ocpi: Any, emsp: tuple[Partner, str]) -> None:
@@ -190,7 +190,7 @@ def test_connector_required_evse_needs_connector_id(ocpi: Any, emsp: tuple[Partn
         capabilities=["REMOTE_START_STOP_CAPABLE", "START_SESSION_CONNECTOR_REQUIRED"]
     )
     status, answer = post(ocpi(token), "START_SESSION", start_session("http://127.0.0.1:1/cb", evse_uid="LOC1-1"))
-    assert (status, answer["status_code"]) == (400, 2001)
+    assert (status, answer["status_code"]) == (200, 2001)
     assert answer["status_message"].startswith("connector_id:")
 
     status, answer = post(
@@ -518,5 +518,5 @@ def test_unlock_connector_requires_all_ids(ocpi: Any, emsp: tuple[Partner, str],
     _partner, token = emsp
     body = {"response_url": "http://127.0.0.1:1/cb", "location_id": "LOC1", "evse_uid": "LOC1-2"}
     status, answer = post(ocpi(token), "UNLOCK_CONNECTOR", body)
-    assert (status, answer["status_code"]) == (400, 2001)
+    assert (status, answer["status_code"]) == (200, 2001)
     assert "connector_id: is required" in answer["status_message"]

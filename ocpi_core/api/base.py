@@ -13,8 +13,9 @@ from rest_framework.views import APIView
 from ocpi_core.authentication import IsRegisteredPartner, OcpiTokenAuthentication
 from ocpi_core.constants import CONFIGURATION_MODULES
 from ocpi_core.envelope import dumps
-from ocpi_core.exceptions import ocpi_exception_handler
+from ocpi_core.exceptions import InvalidParameters, ocpi_exception_handler
 from ocpi_core.routing import Routing, routing_from_request
+from ocpi_core.validation import body_problem
 
 
 class OcpiJSONParser(BaseParser):
@@ -29,9 +30,13 @@ class OcpiJSONParser(BaseParser):
         if not raw:
             return {}
         try:
-            return orjson.loads(raw)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise ParseError(str(exc)) from exc
+        problem = body_problem(raw, data)
+        if problem is not None:  # valid JSON, not OCPI content: 2001 (HTTP 200, the OCPI layer's answer)
+            raise InvalidParameters(problem)
+        return data
 
 
 class OcpiJSONRenderer(BaseRenderer):

@@ -17,7 +17,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema
 
-from ocpi_core.constants import CONFIGURATION_MODULES
+from ocpi_core.constants import CONFIGURATION_MODULES, MESSAGE_ID_MAX
 from ocpi_core.validation import _definitions, object_fields
 
 OCPI_PREFIX = "/ocpi/"
@@ -111,7 +111,7 @@ def envelope_schema(data: dict[str, Any] | None = None) -> dict[str, Any]:
 # adds them to every /ocpi/ operation as references to components.responses; a view documents one itself only to
 # say something more specific (e.g. 404 with 2003 for an unknown location).
 ERROR_DESCRIPTIONS: dict[int, str] = {
-    400: "Invalid or missing parameters, or malformed JSON (OCPI 2001)",
+    400: "Body that is not JSON, or a URL holding a NUL character (OCPI 2001)",
     401: "Missing, unknown or unsuitable token (OCPI 2000); `WWW-Authenticate: Token`",
     403: "Forbidden (OCPI 2000)",
     404: "Unknown object or endpoint (OCPI 2000, or the module's unknown-object code)",
@@ -125,8 +125,9 @@ ERROR_RESPONSES: dict[int, OpenApiResponse] = {
     for code, text in ERROR_DESCRIPTIONS.items()
 }
 SUCCESS_DESCRIPTION = (
-    "OCPI envelope. HTTP 200 also carries protocol failures that are not HTTP errors: 2xxx (e.g. 2003 unknown "
-    "location) and 3xxx (e.g. 3001 unable to use the client's API), without `data`."
+    "OCPI envelope. HTTP 200 also carries the errors of the OCPI layer (a request that is valid JSON and "
+    "authenticated: status_codes), without `data`: 2xxx (e.g. 2001 invalid or missing parameters, a PATCH without "
+    "`last_updated`) and 3xxx (e.g. 3001 unable to use the client's API)."
 )
 
 
@@ -248,7 +249,6 @@ _ROUTING_HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
     "OCPI-to-country-code": ("Country code of the party the request is for", {"minLength": 2, "maxLength": 2}),
     "OCPI-to-party-id": ("Party id of the party the request is for", {"minLength": 3, "maxLength": 3}),
 }
-_ID_MAX_LENGTH = 64
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -264,7 +264,7 @@ def _components() -> dict[str, dict[str, Any]]:
             "name": name,
             "in": "header",
             "required": False,
-            "description": f"{text}; up to {_ID_MAX_LENGTH} printable ASCII characters, others are replaced",
+            "description": f"{text}; up to {MESSAGE_ID_MAX} printable ASCII characters, others are replaced",
             "schema": {"type": "string"},
         }
         headers[name] = {"required": True, "description": text, "schema": {"type": "string"}}

@@ -303,7 +303,7 @@ def test_limit_zero_and_offset_past_the_end(probe):
 def test_bad_parameters_are_2001(probe, params):
     make_objects(minutes(2))
 
-    body = assert_envelope(probe.get(PROBE, params=params), 400, 2001)
+    body = assert_envelope(probe.get(PROBE, params=params), 200, 2001)
 
     assert next(iter(params)) in body["status_message"]
 

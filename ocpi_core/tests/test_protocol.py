@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from conftest import auth_header, make_partner
+from ocpi_core.constants import MESSAGE_ID_MAX
 from ocpi_core.envelope import parse_datetime
 from ocpi_core.models import Partner, PartnerEndpoint, PartnerToken, Party, TrafficLog
 from tests.probe.urls import PROBE_ERROR_MESSAGE
@@ -229,7 +230,7 @@ def test_body_at_the_limit_is_accepted(ocpi, invited_partner, settings):
     # The body is read and validated (2001 for the missing roles), not refused for its size.
     response = ocpi(token_a).post(CREDENTIALS, json={"token": "t" * 10, "url": "http://127.0.0.1:9/ocpi/versions"})
 
-    assert_envelope(response, 400, 2001)
+    assert_envelope(response, 200, 2001)
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -352,10 +353,24 @@ def test_ids_reach_the_traffic_log(ocpi, registered_partner):
 
 
 def test_unusable_incoming_id_is_replaced(ocpi):
-    response = ocpi().get("/ocpi/versions", headers={"X-Request-ID": "x" * 65, "X-Correlation-ID": "ok-id"})
+    too_long = "x" * (MESSAGE_ID_MAX + 1)
+
+    response = ocpi().get("/ocpi/versions", headers={"X-Request-ID": too_long, "X-Correlation-ID": "ok-id"})
 
     assert _is_uuid(response.headers["X-Request-ID"])
     assert response.headers["X-Correlation-ID"] == "ok-id"
+
+
+def test_long_ids_are_echoed_and_logged_whole(ocpi, registered_partner):
+    """The spec sets no length: a response "SHALL contain the same ID" (transport_and_format, unique message IDs)."""
+    _, token = registered_partner
+    ids = {"X-Request-ID": "r" * MESSAGE_ID_MAX, "X-Correlation-ID": "c-" + "9" * 200}
+
+    response = ocpi(token).get("/ocpi/versions", headers=ids)
+
+    assert (response.headers["X-Request-ID"], response.headers["X-Correlation-ID"]) == tuple(ids.values())
+    row = TrafficLog.objects.get(direction=TrafficLog.Direction.IN, url="/ocpi/versions")
+    assert (row.request_id, row.correlation_id) == tuple(ids.values())
 
 
 # --- routing headers -----------------------------------------------------------------------------------------------
@@ -424,7 +439,7 @@ def test_incomplete_or_malformed_routing_pair_is_2001(ocpi, registered_partner, 
 
     response = ocpi(token).get(PROBE, headers=headers)
 
-    body = assert_envelope(response, 400, 2001)
+    body = assert_envelope(response, 200, 2001)
     assert "OCPI-" in body["status_message"]
 
 
