@@ -27,6 +27,7 @@ from django.http import HttpRequest, HttpResponse
 
 from ocpi_core.authentication import PartnerAuth, authenticate_request, require_registered
 from ocpi_core.exceptions import OcpiError, ocpi_error_response
+from ocpi_core.hot import assert_addressed_here
 from ocpi_core.routing import Routing, routing_from_request
 from ocpi_core.validation import body_problem
 
@@ -109,6 +110,7 @@ def fast_partner_request(request: HttpRequest) -> tuple[PartnerAuth, Routing]:
     require_registered(auth)
     routing = routing_from_request(request)
     request.ocpi_routing = routing  # type: ignore[attr-defined]  # errors from here on carry the routing headers
+    assert_addressed_here(routing)
     return auth, routing
 
 

@@ -338,6 +338,24 @@ def test_evse_patches_answer_and_store_the_same(receiver: str, body: Any, ocpi_s
     assert (code, envelope["status_code"]) == (200, ocpi_status)
 
 
+def test_a_patch_addressed_to_a_party_we_do_not_host_is_404_and_stores_nothing(receiver: str) -> None:
+    """Both paths: the `to` party must be one of ours (any role); else the request was routed to the wrong platform."""
+    url, before = f"{RECEIVER}/{_evse_uid()}", _stored()
+    body = orjson.dumps({"status": "CHARGING", "last_updated": "2024-03-02T00:00:00Z"})
+
+    (code, envelope, _), stored = patch_both(
+        url, body, receiver, HTTP_OCPI_TO_COUNTRY_CODE="FR", HTTP_OCPI_TO_PARTY_ID="QQQ"
+    )
+    assert (code, envelope["status_code"], stored) == (404, 2000, before)
+    assert "FR*QQQ" in envelope["status_message"]
+
+    (code, envelope, _), stored = patch_both(
+        url, body, receiver, HTTP_OCPI_TO_COUNTRY_CODE="NL", HTTP_OCPI_TO_PARTY_ID="OWE"
+    )
+    assert (code, envelope["status_code"]) == (200, 1000)
+    assert stored != before
+
+
 def test_a_status_patch_is_served_by_the_fast_path(receiver: str) -> None:
     uid = _evse_uid()
     body = orjson.dumps({"status": "CHARGING", "last_updated": "2024-03-02T00:00:00Z"})

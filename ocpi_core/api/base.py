@@ -14,6 +14,7 @@ from ocpi_core.authentication import IsRegisteredPartner, OcpiTokenAuthenticatio
 from ocpi_core.constants import CONFIGURATION_MODULES
 from ocpi_core.envelope import dumps
 from ocpi_core.exceptions import InvalidParameters, ocpi_exception_handler
+from ocpi_core.hot import assert_addressed_here
 from ocpi_core.routing import Routing, routing_from_request
 from ocpi_core.validation import body_problem
 
@@ -81,6 +82,7 @@ class OcpiAPIView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         self.routing = Routing() if self.is_configuration else routing_from_request(request)
+        assert_addressed_here(self.routing)
 
     @property
     def is_configuration(self) -> bool:

@@ -397,6 +397,22 @@ def test_routing_headers_come_back_swapped_on_functional_module(ocpi, registered
 
 
 @probe_urls
+@pytest.mark.parametrize(("to", "status"), [(("FR", "QQQ"), 404), (("nl", "owe"), 200), (("NL", "OWN"), 200)])
+def test_a_request_addressed_to_a_party_we_do_not_host_is_404(ocpi, registered_partner, to, status):
+    """Routed to the wrong platform: answering would speak for a party we do not host (the answer's `OCPI-from-*`
+    names the `to` party). Any of our own parties, in any case, is addressed here."""
+    _, token = registered_partner
+    headers = {**ROUTING, "OCPI-to-country-code": to[0], "OCPI-to-party-id": to[1]}
+
+    response = ocpi(token).post(PROBE, json={"hello": "world"}, headers=headers)
+
+    body = assert_envelope(response, status, 1000 if status == 200 else 2000)
+    if status == 404:
+        assert "FR*QQQ is not a party on this platform" in body["status_message"]
+        assert "data" not in body
+
+
+@probe_urls
 def test_open_routing_request_gets_only_the_to_pair_back(ocpi, registered_partner):
     """Open routing omits `to` (REFERENCE §2.10); the answer addresses the requesting party only."""
     _, token = registered_partner
