@@ -25,6 +25,15 @@ def cpo(own_parties: Any) -> str:
     return make_partner(name="cpo", roles=(("DE", "CPO", Role.CPO),))[1]
 
 
+@pytest.fixture
+def stored_location(ocpi, cpo) -> tuple[Any, dict[str, Any]]:
+    """A client of the CPO and its location LOC1 (EVSEs LOC1-1 ...), stored through the receiver."""
+    client = ocpi(cpo)
+    location = location_data("LOC1", country_code="DE", party_id="CPO", last_updated=STAMP)
+    assert client.put(f"{LOCATIONS}/LOC1", json=location).status_code == 201
+    return client, location
+
+
 def stored() -> list[Any]:
     return [
         list(model.objects.order_by("pk").values())  # type: ignore[attr-defined]
@@ -52,10 +61,8 @@ def assert_all_2001(answers: dict[str, Any], http_status: int, word: str) -> Non
     assert not failures, "\n".join(failures)
 
 
-def test_a_nul_in_a_url_id_is_2001_and_never_reaches_the_database(ocpi, cpo):
-    client = ocpi(cpo)
-    location = location_data("LOC1", country_code="DE", party_id="CPO")
-    assert client.put(f"{LOCATIONS}/LOC1", json=location).status_code == 201
+def test_a_nul_in_a_url_id_is_2001_and_never_reaches_the_database(stored_location):
+    client, _ = stored_location
     before = stored()
     status = {"status": "CHARGING", "last_updated": LATER}
 
@@ -74,10 +81,8 @@ def test_a_nul_in_a_url_id_is_2001_and_never_reaches_the_database(ocpi, cpo):
     assert stored() == before
 
 
-def test_a_nul_anywhere_in_a_body_is_2001(ocpi, cpo):
-    client = ocpi(cpo)
-    location = location_data("LOC1", country_code="DE", party_id="CPO", last_updated=STAMP)
-    assert client.put(f"{LOCATIONS}/LOC1", json=location).status_code == 201
+def test_a_nul_anywhere_in_a_body_is_2001(stored_location):
+    client, location = stored_location
     before = stored()
     unknown_field = {**location, "opening_times": {"twentyfourseven": True, "note": "a\x00b"}}
     unknown_key = {**location, "coordinates": {**location["coordinates"], "a\x00": 1}}
@@ -100,10 +105,8 @@ def test_a_nul_anywhere_in_a_body_is_2001(ocpi, cpo):
     assert stored() == before
 
 
-def test_json_nested_deeper_than_any_ocpi_object_is_2001(ocpi, cpo):
-    client = ocpi(cpo)
-    location = location_data("LOC1", country_code="DE", party_id="CPO", last_updated=STAMP)
-    assert client.put(f"{LOCATIONS}/LOC1", json=location).status_code == 201
+def test_json_nested_deeper_than_any_ocpi_object_is_2001(stored_location):
+    client, _ = stored_location
     before = stored()
     deep_element = tariff_data("T1", country_code="DE", party_id="CPO")
     deep_element["elements"][0]["x"] = nested(300)  # past orjson's encoder (254) where the element is stored
@@ -135,10 +138,8 @@ def test_nesting_within_the_limit_is_stored_and_served(ocpi, cpo):
     assert (got.status_code, got.json()["status_code"]) == (200, 1000), got.text
 
 
-def test_invalid_content_is_an_ocpi_error_and_invalid_json_an_http_one(ocpi, cpo):
-    client = ocpi(cpo)
-    location = location_data("LOC1", country_code="DE", party_id="CPO", last_updated=STAMP)
-    assert client.put(f"{LOCATIONS}/LOC1", json=location).status_code == 201
+def test_invalid_content_is_an_ocpi_error_and_invalid_json_an_http_one(stored_location):
+    client, _ = stored_location
     before = stored()
 
     no_stamp = client.patch(f"{LOCATIONS}/LOC1/LOC1-1", json={"status": "CHARGING"})  # the spec's 2001 example
