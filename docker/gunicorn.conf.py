@@ -13,6 +13,9 @@ worker_class = "sync"
 timeout = 120
 graceful_timeout = 30
 keepalive = 5
+# gunicorn's largest request line (default 4094): a longer URL gets gunicorn's own HTML 414, which no OCPI envelope
+# can replace, so URLs up to 8 KB reach the application and its envelopes.
+limit_request_line = 8190
 # The worker heartbeat file on tmpfs: a slow container disk must not make the arbiter kill healthy workers.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 (gunicorn's own heartbeat files)
 # Recycle workers now and then so a slow leak cannot grow without bound.

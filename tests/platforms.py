@@ -187,6 +187,8 @@ class Platform:
                     "--graceful-timeout",
                     "3",
                     "--no-control-socket",  # the default socket path is shared by every gunicorn of the user
+                    "--limit-request-line",  # as scripts/run and docker/gunicorn.conf.py
+                    "8190",
                 ],
                 cwd=REPO,
                 env=self.env,

@@ -1,5 +1,6 @@
-"""A request body sent with `Transfer-Encoding: chunked` (no Content-Length) is read like any other, under gunicorn as
-deployed (config.wsgi), over real HTTP: its fields are validated, and one past OCPI_MAX_BODY_SIZE is still a 413."""
+"""Requests as gunicorn hands them over, as deployed (config.wsgi, scripts/run's settings), over real HTTP: a body
+sent with `Transfer-Encoding: chunked` (no Content-Length) is read like any other (its fields validated, one past
+OCPI_MAX_BODY_SIZE still a 413), and a long URL reaches the application's envelopes."""
 
 from collections.abc import Iterator
 
@@ -54,3 +55,15 @@ def test_a_chunked_body_past_the_limit_is_413(platform: Platform) -> None:
         sent = httpx.post(url, content=chunks(body, 64 * 1024), headers=headers, timeout=20)
 
         assert (sent.status_code, sent.json()["status_code"]) == (413, 2000), sent.text
+
+
+def test_a_long_url_gets_an_envelope(platform: Platform) -> None:
+    """Past gunicorn's default request line (4,094 bytes): still the application's 404 envelope, not gunicorn's HTML
+    414 (the server runs with --limit-request-line 8190)."""
+    with server_logs_on_failure(platform):
+        token_a = platform.manage("ocpi_invite", "--name", "D")["token"]
+
+        answer = httpx.get(f"{platform.base_url}/ocpi/2.2.1/cpo/locations/{'L' * 6000}", headers=token_header(token_a))
+
+        assert answer.headers["content-type"] == "application/json", answer.text[:200]
+        assert (answer.status_code, answer.json()["status_code"]) == (401, 2000)  # token A: not for this module
