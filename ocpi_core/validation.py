@@ -7,6 +7,7 @@ message names the offending field by its path (`evses[0].connectors[1].standard`
 
 import json
 import re
+import zoneinfo
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -168,6 +169,35 @@ def _check_value(type_name: str, value: Any, rule: FieldRule | None, path: str, 
     return
 
 
+_DEGREES = re.compile(r"-?[0-9]{1,3}\.[0-9]{5,7}")  # what GeoLocation's patterns admit, read as a number below
+_DEGREE_BOUNDS = {"latitude": 90, "longitude": 180}
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    """The IANA time zone names this machine knows, lower-cased; empty where it has no tz database (then any name
+    passes rather than every one failing)."""
+    try:
+        return frozenset(name.lower() for name in zoneinfo.available_timezones())
+    except OSError:
+        return frozenset()
+
+
+def _check_content(type_name: str, data: dict[str, Any], prefix: str, out: _Collector) -> None:
+    """Rules the field table cannot say: a GeoLocation's degrees within range (the pattern admits 99.999999), and a
+    Location's `time_zone` one of IANA tzdata's names (compared without case: a partner's `europe/oslo` is no
+    other zone)."""
+    if type_name in ("GeoLocation", "AdditionalGeoLocation"):
+        for name, bound in _DEGREE_BOUNDS.items():
+            value = data.get(name)
+            if isinstance(value, str) and _DEGREES.fullmatch(value) and abs(float(value)) > bound:
+                out.add(prefix + name, f"must be between -{bound} and {bound} degrees")
+    elif type_name == "Location":
+        zone, zones = data.get("time_zone"), _time_zones()
+        if isinstance(zone, str) and zones and zone.lower() not in zones:
+            out.add(prefix + "time_zone", "must be an IANA time zone name, e.g. Europe/Oslo")
+
+
 def _check_object(type_name: str, data: dict[str, Any], path: str, out: _Collector, *, partial: bool) -> None:
     prefix = f"{path}." if path else ""
     for rule in object_fields(type_name):
@@ -191,6 +221,7 @@ def _check_object(type_name: str, data: dict[str, Any], path: str, out: _Collect
                     _check_value(rule.type, item, rule, f"{field_path}[{index}]", out)
         else:
             _check_value(rule.type, value, rule, field_path, out)
+    _check_content(type_name, data, prefix, out)
 
 
 def validation_errors(type_name: str, data: Any, *, partial: bool = False) -> list[str]:

@@ -476,6 +476,15 @@ INVALID = [
     ("too-long", LOC, _set("city", "x" * 46), "city"),
     ("coordinates-pattern", LOC, _set("coordinates.latitude", "52.37"), "coordinates.latitude"),
     ("coordinates-number", LOC, _set("coordinates.longitude", 4.9003), "coordinates.longitude"),
+    ("latitude-range", LOC, _set("coordinates.latitude", "90.000001"), "coordinates.latitude"),
+    ("longitude-range", LOC, _set("coordinates.longitude", "-180.500000"), "coordinates.longitude"),
+    (
+        "related-latitude-range",
+        LOC,
+        _set("related_locations", [{"latitude": "-91.000000", "longitude": "4.900301"}]),
+        "related_locations[0].latitude",
+    ),
+    ("time-zone", LOC, _set("time_zone", "Mars/Olympus"), "time_zone"),
     ("allowed-to-published", LOC, _set("publish_allowed_to", [{"uid": "04A1", "type": "RFID"}]), "publish_allowed_to"),
     ("missing-required", LOC, _set("address", ...), "address"),
     ("null-required", LOC, _set("time_zone", None), "time_zone"),
@@ -564,6 +573,18 @@ def test_an_invalid_put_is_2001_naming_the_field_and_changes_nothing(cpo: httpx.
 
     before = snapshot()
     each(check, INVALID)
+
+
+def test_coordinates_at_their_bounds_and_a_time_zone_in_any_case_are_taken(
+    cpo: httpx.Client, stored: dict[str, Any]
+) -> None:
+    data = body(last_updated=T1, time_zone="europe/amsterdam")
+    data["coordinates"] = {"latitude": "-90.000000", "longitude": "180.000000"}
+
+    ok(cpo.put(url("LOC1"), json=data))
+
+    got = ok(cpo.get(url("LOC1")))["data"]
+    assert (got["coordinates"], got["time_zone"]) == (data["coordinates"], "europe/amsterdam")
 
 
 def test_a_patch_that_would_break_the_object_is_2001_and_changes_nothing(
