@@ -207,9 +207,9 @@ def hot_caches_poll() -> bool:
 _own_parties = HotCache("own parties")
 
 
-def own_party_keys(*, routing: Routing, role: str) -> list[tuple[str, str]]:
-    """(country_code, party_id), lower-cased, of the own parties of `role` a request is addressed to: the cached
-    form of `selectors.own_parties_for_request` (same rules, the same 404 for a party that is not ours)."""
+def own_party_keys(*, routing: Routing, role: str | None) -> list[tuple[str, str]]:
+    """(country_code, party_id), lower-cased, of the own parties of `role` (None: any) a request is addressed to:
+    the cached form of `selectors.own_parties_for_request` (same rules, the same 404 for a party that is not ours)."""
     to = (routing.to_country_code.lower(), routing.to_party_id.lower()) if routing.has_to else None
     key = (role, to)
     cached = _own_parties.get(key)
@@ -230,17 +230,9 @@ def own_party_keys(*, routing: Routing, role: str) -> list[tuple[str, str]]:
 def assert_addressed_here(routing: Routing) -> None:
     """A request with `OCPI-to-*` must be addressed to one of our own parties, whatever its role: anything else was
     routed to the wrong platform, and answering it would speak for a party we do not host (404, as the Senders'
-    `own_party_keys`). Without those headers (a direct link) there is nothing to check. Cached like own_party_keys."""
-    if not routing.has_to:
-        return
-    to = (routing.to_country_code.lower(), routing.to_party_id.lower())
-    key = ("any role", to)
-    hosted = _own_parties.get(key)
-    if hosted is MISSING:
-        hosted = Party.objects.filter(partner__isnull=True, country_code__iexact=to[0], party_id__iexact=to[1]).exists()
-        _own_parties.set(key, hosted)
-    if not hosted:
-        raise NotFound(f"{routing.to_country_code}*{routing.to_party_id} is not a party on this platform")
+    `own_party_keys`, of any role here). Without those headers (a direct link) there is nothing to check."""
+    if routing.has_to:
+        own_party_keys(routing=routing, role=None)
 
 
 _partner_parties = HotCache("partner parties")

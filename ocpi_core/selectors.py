@@ -8,17 +8,20 @@ from ocpi_core.models import Partner, Party
 from ocpi_core.routing import Routing
 
 
-def own_parties_for_request(*, routing: Routing, role: str) -> QuerySet[Party]:
-    """The own parties of `role` a request is addressed to (REFERENCE §2.10).
+def own_parties_for_request(*, routing: Routing, role: str | None) -> QuerySet[Party]:
+    """The own parties of `role` (None: of any role) a request is addressed to (REFERENCE §2.10).
 
     With `OCPI-to-*` headers: exactly that party, which must be ours and have that role (404 otherwise: the request
     was routed to the wrong platform). Without them (a direct link, or a GET of all): every own party of the role.
     """
-    parties = Party.objects.filter(partner__isnull=True, role=role)
+    parties = Party.objects.filter(partner__isnull=True)
+    if role is not None:
+        parties = parties.filter(role=role)
     if routing.has_to:
         parties = parties.filter(country_code__iexact=routing.to_country_code, party_id__iexact=routing.to_party_id)
         if not parties.exists():
-            raise NotFound(f"{routing.to_country_code}*{routing.to_party_id} is not a {role} party on this platform")
+            kind = f"{role} party" if role is not None else "party"
+            raise NotFound(f"{routing.to_country_code}*{routing.to_party_id} is not a {kind} on this platform")
     return parties
 
 
