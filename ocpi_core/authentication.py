@@ -99,7 +99,7 @@ def partner_token_lookup(header: str) -> PartnerAuth | None:
     """
     global _LOOKUP
     connection = connections[router.db_for_read(PartnerToken)]
-    listening = connection.vendor == "postgresql" and hot_caches_poll()  # also for the other hot caches
+    listening = hot_caches_poll()  # also for the other hot caches
     cacheable = listening and getattr(settings, "OCPI_TOKEN_CACHE", True) and not connection.in_atomic_block
     if cacheable:
         cached = _tokens.get(header)

@@ -7,26 +7,30 @@ Each entry lives at most OCPI_HOT_CACHE_SECONDS (0 turns the caches off). They a
 - on PostgreSQL, by a change committed by any process or machine, by any means (ORM, queryset update, SQL): triggers
   on those four tables `NOTIFY ocpi_hot` (migration ocpi_core 0005), and each process `LISTEN`s on a connection of
   its own (`HotListener`), which every request polls without a round trip (the notifications are already in its
-  socket, or not). A rolled-back change sends nothing and changed nothing.
+  socket, or not). A rolled-back change sends nothing and changed nothing;
+- on SQLite (the embedded default), the same way: triggers on those tables count every change in a one-row table
+  (migration ocpi_core 0007), which every poll reads on the request's own connection (`SqliteChangeCounter`).
 
-Tokens are cached only while that listener runs (PostgreSQL, OCPI_TOKEN_CACHE on): a rotated or revoked token stops
-working in every process as soon as its notification arrives (on this machine, idle: 8 µs after the commit returned,
-p99 0.06 ms), and never later than the entry's time to live if the listener connection is lost (it is then dropped
-with every cached entry, and opened again at a later request). A token is never cached from inside a transaction,
-which may hold uncommitted changes. A partner's parties are also keyed by the partner row's `updated_at`, which every
-credentials handshake bumps. Bounded: a full cache is emptied, never grown.
+Tokens are cached only while that listener (on SQLite, the counter) runs (OCPI_TOKEN_CACHE on): a rotated or revoked
+token stops working in every process as soon as its notification arrives (on this machine, idle: 8 µs after the
+commit returned, p99 0.06 ms; on SQLite at the next request), and never later than the entry's time to live if the
+listener connection is lost (it is then dropped with every cached entry, and opened again at a later request). A
+token is never cached from inside a transaction, which may hold uncommitted changes. A partner's parties are also
+keyed by the partner row's `updated_at`, which every credentials handshake bumps. Bounded: a full cache is emptied,
+never grown.
 """
 
 import contextlib
 import logging
 import os
+import sqlite3
 import threading
 import time
 from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.models.signals import post_delete, post_save
 from psycopg import pq
 
@@ -196,11 +200,75 @@ class HotListener:
 listener = HotListener()
 _INHERITED: list[Any] = []  # listener connections of a parent process, kept so that nothing here closes them
 
+# SQLite (the embedded default) has no notifications: triggers on the same four tables count every committed change in
+# a one-row table (migration ocpi_core 0007), read by every poll.
+SQLITE_COUNTER = "ocpi_hot_changes"
+SQLITE_TRIGGERS = tuple(
+    f"{table}_hot_{event}"
+    for table in ("ocpi_core_partner", "ocpi_core_partnertoken", "ocpi_core_party", "ocpi_core_partnerendpoint")
+    for event in ("insert", "update", "delete")
+)
+
+
+class SqliteChangeCounter:
+    """The SQLite counterpart of HotListener: `poll()` reads the change counter on the request's own connection (one
+    statement in the same process, no server: microseconds) and empties every cache when it moved since the last
+    poll. In write-ahead-log mode a statement outside a transaction reads the last commit of any process. The
+    triggers are checked once per process and database: without all of them (not migrated) it returns False."""
+
+    def __init__(self, alias: str = "default") -> None:
+        self.alias = alias
+        self._target: tuple[Any, ...] = ()
+        self._counted = False
+        self._seen: int | None = None
+        self._retry_at = 0.0
+        self._lock = threading.Lock()
+
+    def poll(self) -> bool:
+        connection = connections[self.alias]
+        target = (os.getpid(), connection.settings_dict.get("NAME"))
+        with self._lock:
+            if target != self._target:
+                self._target, self._counted, self._seen, self._retry_at = target, False, None, 0.0
+            if not self._counted and time.monotonic() < self._retry_at:
+                return False
+            try:
+                connection.ensure_connection()
+                sqlite = connection.connection
+                if not self._counted:
+                    marks = ", ".join("?" * len(SQLITE_TRIGGERS))
+                    found = sqlite.execute(
+                        f"SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ({marks})",  # noqa: S608
+                        SQLITE_TRIGGERS,
+                    ).fetchone()
+                    if found != (len(SQLITE_TRIGGERS),):
+                        raise DatabaseError("the ocpi_hot triggers are missing (run the migrations)")
+                    self._counted = True
+                row = sqlite.execute(f'SELECT "changes" FROM "{SQLITE_COUNTER}" WHERE "id" = 1').fetchone()  # noqa: S608
+            except (DatabaseError, sqlite3.Error) as exc:
+                self._counted, self._seen, self._retry_at = False, None, time.monotonic() + _RETRY_SECONDS
+                hot_caches_clear()
+                logger.warning(
+                    "hot cache change counter unavailable, caches work without it", extra={"error": str(exc)}
+                )
+                return False
+            if row is None or row[0] != self._seen:  # moved, or the first poll: what was cached may have changed
+                self._seen = None if row is None else row[0]
+                hot_caches_clear()
+            return row is not None
+
+
+sqlite_counter = SqliteChangeCounter()
+
 
 def hot_caches_poll() -> bool:
-    """Apply the cross-process invalidations received so far (see HotListener.poll); True while they are heard."""
+    """Apply the cross-process invalidations made so far (HotListener.poll on PostgreSQL, SqliteChangeCounter.poll
+    on SQLite); True while they are heard."""
     if HotCache.ttl() <= 0:
         return False
+    vendor = connections["default"].vendor
+    if vendor == "sqlite":
+        return sqlite_counter.poll()
     return listener.poll()
 
 

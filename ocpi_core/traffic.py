@@ -82,8 +82,10 @@ _INSERT_CHUNK = 500
 
 def _flush_seconds() -> float:
     value = getattr(settings, "OCPI_TRAFFIC_LOG_FLUSH_SECONDS", None)
-    if value is None:  # PostgreSQL: batched; SQLite (one writer at a time): inline
-        return 0.25 if connections["default"].vendor == "postgresql" else 0.0
+    if value is None:  # batched, but inline on an in-memory SQLite database (a connection of its own sees another)
+        connection = connections[router.db_for_write(TrafficLog)]
+        in_memory = connection.vendor == "sqlite" and connection.is_in_memory_db()  # type: ignore[attr-defined]
+        return 0.0 if in_memory else 0.25
     return float(value)
 
 

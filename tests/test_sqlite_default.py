@@ -4,11 +4,19 @@ of the suite runs on PostgreSQL, so database-specific code on these paths is pro
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
+from ocpi_core.crypto import token_hash
+from tests.platforms import platforms, server_logs_on_failure
+
+LIST = "/ocpi/2.2.1/cpo/locations"
 
 # Runs inside the child process (Django set up on a fresh SQLite database).
 _SCRIPT = r"""
@@ -74,3 +82,58 @@ def test_partner_requests_work_on_the_embedded_sqlite_default(tmp_path: Path) ->
     assert out["put"] == 201
     assert out["patch"] == 1000
     assert out["evse"] == "CHARGING"
+
+
+# --- served by gunicorn, as scripts/run serves it --------------------------------------------------------------------
+
+_PARTNER = r"""
+import json
+from conftest import make_partner
+from ocpi_core.constants import Role
+partner, token = make_partner(name="sqlite-peer", roles=(("DE", "PRT", Role.EMSP),))
+print(json.dumps(token))
+"""
+
+
+def test_the_embedded_default_keeps_tokens_and_hears_changes_from_other_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite as scripts/run serves it (gunicorn, two workers): the database in write-ahead-log mode, the traffic log
+    written off the request path, and the partner behind a token kept per worker (ocpi_core.hot.SqliteChangeCounter)
+    while every change another process commits, by any means, reaches both workers at their next request."""
+    monkeypatch.delenv("TEST_DATABASE_URL", raising=False)  # Database.create: an SQLite file, whatever the suite uses
+    with platforms(tmp_path, ("sq", "XS"), extra_env={"OCPI_HOT_CACHE_SECONDS": "60"}) as (platform,):
+        assert platform.database is not None
+        assert platform.database.sqlite_path is not None
+        token = platform.shell(_PARTNER)
+        elsewhere = sqlite3.connect(platform.database.sqlite_path, timeout=20, isolation_level=None)
+        hashed = token_hash(token)
+        row = elsewhere.execute("SELECT * FROM ocpi_core_partnertoken WHERE token_hash = ?", [hashed]).fetchone()
+        columns = [c[0] for c in elsewhere.execute("SELECT * FROM ocpi_core_partnertoken LIMIT 0").description]
+
+        def statuses() -> set[int]:  # enough requests that both workers serve some (2**-19 that one serves none)
+            return {platform.get(LIST, token).status_code for _ in range(20)}
+
+        with server_logs_on_failure(platform):
+            assert elsewhere.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert statuses() == {200}
+
+            elsewhere.execute("DELETE FROM ocpi_core_partnertoken WHERE token_hash = ?", [hashed])  # revoked elsewhere
+            assert statuses() == {401}
+            marks = ", ".join("?" * len(columns))
+            insert = f"INSERT INTO ocpi_core_partnertoken ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+            elsewhere.execute(insert, row)
+            assert statuses() == {200}
+
+            # Without the counter's triggers a revocation goes unheard: the kept token still opens the door (so it
+            # is kept, and the counter is what closes it above).
+            for event in ("insert", "update", "delete"):
+                elsewhere.execute(f'DROP TRIGGER "ocpi_core_partnertoken_hot_{event}"')
+            elsewhere.execute("DELETE FROM ocpi_core_partnertoken WHERE token_hash = ?", [hashed])
+            assert statuses() == {200}
+
+            deadline = time.monotonic() + 10  # the traffic log: written by each worker's writer thread, batched
+            while (elsewhere.execute("SELECT count(*) FROM ocpi_core_trafficlog").fetchone() or (0,))[0] < 80:
+                assert time.monotonic() < deadline, "the traffic log rows were not written"
+                time.sleep(0.1)
+        elsewhere.close()

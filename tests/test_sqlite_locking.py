@@ -30,7 +30,11 @@ def _options(url: str) -> dict[str, object]:
 
 def test_sqlite_transactions_take_the_write_lock_when_they_begin(tmp_path: Path) -> None:
     options = _options(f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    assert options == {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    assert options == {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",  # tests/test_sqlite_default.py: served
+    }
 
 
 def test_immediate_transactions_wait_where_deferred_ones_fail(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The embedded default for one machine: SQLite, file-system broker, DEBUG on, loopback partners allowed."""
+"""The embedded default for one machine: SQLite (write-ahead log, base.py), file-system broker, DEBUG on (scripts/run
+serves it with DEBUG off), loopback partners allowed."""
 
 from config.settings.base import *  # noqa: F403
 from config.settings.base import env
