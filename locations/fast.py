@@ -1,6 +1,7 @@
-"""The Locations hot paths (ocpi_core.fastpath): the CPO Sender's list and one whole location, on PostgreSQL, as
-prepared statements over the `location_page_sender` index and the cached JSON (`doc`); and the eMSP Receiver's PATCH
-of an EVSE (a status change), straight to `location_patch` as the DRF view calls it.
+"""The Locations hot paths (ocpi_core.fastpath): the CPO Sender's list and one whole location, as hand-written
+statements over the `location_page_sender` index and the cached JSON (`doc`), prepared on PostgreSQL (also served on
+SQLite, the embedded default: ocpi_core.db.fast_fetch); and the eMSP Receiver's PATCH of an EVSE (a status change),
+straight to `location_patch` as the DRF view calls it.
 
 Same rules as locations.api.views (own_locations and the DRF views, which serve every other case): our own parties
 the request is addressed to, `partner IS NULL`, published or with publish_allowed_to; the same window, order,
@@ -19,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from locations.services import Key, location_patch
 from ocpi_core import pagination
 from ocpi_core.constants import Role
-from ocpi_core.db import pg_fetch, pg_timestamptz
+from ocpi_core.db import fast_fetch, fast_timestamp
 from ocpi_core.envelope import OcpiResponse, raw_data_response
 from ocpi_core.exceptions import UnknownLocation
 from ocpi_core.fastpath import fast_json_body, fast_partner_request, fast_route, with_routing
@@ -61,7 +62,7 @@ def _anchors(where: str, params: list[Any]) -> list[tuple[datetime, int]]:
     sql = f'SELECT "last_updated", "id", "rn" FROM ({ranked}) "ranked" WHERE {wanted}{_ORDER}'  # noqa: S608
 
     def compute() -> list[tuple[datetime, int]]:
-        rows = pg_fetch(sql, [*params, every])
+        rows = fast_fetch(sql, [*params, every])
         if rows:
             pagination.keep(_cache_key("count", _count_sql(where), params), rows[-1][2])
         return [(stamp, pk) for stamp, pk, number in rows if number % every == 1 and number > 1]
@@ -108,17 +109,17 @@ def sender_list(request: HttpRequest) -> HttpResponse:
         if page.date_to is not None:
             where, params = where + ' AND "last_updated" < %s', [*params, page.date_to]
         if page.limit:
-            rows = pg_fetch(*_window(where, params, page), raw=_RAW)
+            rows = fast_fetch(*_window(where, params, page), raw=_RAW)
 
     def count() -> int:
         if not parties:
             return 0
         sql = _count_sql(where)
-        return int(pagination.kept(_cache_key("count", sql, params), lambda: pg_fetch(sql, params)[0][0]))
+        return int(pagination.kept(_cache_key("count", sql, params), lambda: fast_fetch(sql, params)[0][0]))
 
     served, has_more = rows[: page.limit], len(rows) > page.limit
     data = b"[" + b",".join(row[2] for row in served) + b"]"
-    last = (pg_timestamptz(served[-1][0]), served[-1][1]) if served else None
+    last = (fast_timestamp(served[-1][0]), served[-1][1]) if served else None
     headers = pagination.page_headers(page, count, request.path, len(served), has_more, last, None)
     return with_routing(raw_data_response(data, headers=headers), routing)
 
@@ -132,7 +133,7 @@ def sender_object(request: HttpRequest, location_id: str) -> HttpResponse | None
     if parties:
         where, params = _sender_filter(parties)
         sql = f'SELECT "doc" FROM {_TABLE} WHERE {where} AND LOWER("ocpi_id") = %s LIMIT 1'  # noqa: S608
-        rows = pg_fetch(sql, [*params, location_id.lower()], raw=_RAW)
+        rows = fast_fetch(sql, [*params, location_id.lower()], raw=_RAW)
     if not rows:
         raise UnknownLocation(f"Unknown location {location_id}")
     if not rows[0][0]:

@@ -2,7 +2,7 @@
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial, wraps
 from typing import Any, TypeVar
 
@@ -108,6 +108,41 @@ def pg_fetch(
             )
         return rows
     raise AssertionError("unreachable")
+
+
+def fast_fetch(
+    sql: str, params: Sequence[Any], *, using: str = "default", raw: Sequence[str] = ()
+) -> list[tuple[Any, ...]]:
+    """A hot path's read: `pg_fetch` on PostgreSQL; on SQLite (the embedded default) the same statement through
+    Django's cursor, datetimes bound as Django stores them (text that sorts as the instants do) and read back aware,
+    and, when `raw` names any type, the text columns handed back as bytes, as pg_fetch hands the raw ones (timestamps
+    stay datetimes there: `fast_timestamp` takes either)."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        return pg_fetch(sql, params, using=using, raw=raw)
+    if connection.vendor != "sqlite":
+        raise NotSupportedError("fast_fetch runs on PostgreSQL and SQLite")
+    adapt = connection.ops.adapt_datetimefield_value
+    bound = [adapt(value) if isinstance(value, datetime) else value for value in params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, bound)
+        rows = cursor.fetchall()
+    return [tuple(_sqlite_value(value, bool(raw)) for value in row) for row in rows]
+
+
+def _sqlite_value(value: Any, raw: bool) -> Any:
+    if isinstance(value, datetime):  # a datetime column, parsed by Django's converter: naive, in UTC
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if raw and isinstance(value, str):
+        return value.encode()
+    return value
+
+
+def fast_timestamp(raw: bytes | datetime, *, using: str = "default") -> datetime:
+    """A timestamp column read by `fast_fetch` with `raw=("timestamptz", ...)`, as the ORM would have loaded it."""
+    if isinstance(raw, datetime):  # SQLite
+        return raw
+    return pg_timestamptz(raw, using=using)
 
 
 def pg_columns(model: type[Model], alias: str, names: Sequence[str] | None = None) -> tuple[str, list[Field]]:

@@ -5,12 +5,13 @@ location, and CPOs PATCHing EVSE statuses into our receiver. For these, OcpiMidd
 the handlers registered here (by the module apps, in their AppConfig.ready). A handler applies the same rules and
 gives the same answers as the DRF view of the same URL: the same authentication (`authenticate_request`,
 `require_registered`), the same routing headers, the same envelope and pagination headers, the same service calls;
-only the dispatch is leaner and, on PostgreSQL, the reads are prepared statements (`ocpi_core.db.pg_fetch`). The
-tests run requests both ways and compare the answers.
+only the dispatch is leaner and the reads are hand-written statements (`ocpi_core.db.fast_fetch`: prepared on
+PostgreSQL, through Django's cursor on SQLite). The tests run requests both ways and compare the answers, on both
+databases.
 
 Everything else, and every request a handler declines (it returns None: another depth, a body that is not JSON, a
-database other than PostgreSQL, OCPI_FAST_PATH=false), takes the normal path through DRF. OCPI errors raised by a
-handler get the envelope and headers DRF's exception handler would give.
+database other than PostgreSQL and SQLite, OCPI_FAST_PATH=false), takes the normal path through DRF. OCPI errors
+raised by a handler get the envelope and headers DRF's exception handler would give.
 """
 
 import functools
@@ -50,7 +51,7 @@ def fast_route(method: str, pattern: str, *, allow: str) -> Callable[[Handler], 
 
 
 def _enabled() -> bool:
-    return bool(getattr(settings, "OCPI_FAST_PATH", True)) and connections["default"].vendor == "postgresql"
+    return bool(getattr(settings, "OCPI_FAST_PATH", True)) and connections["default"].vendor in ("postgresql", "sqlite")
 
 
 @functools.cache

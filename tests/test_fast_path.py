@@ -1,4 +1,5 @@
-"""The hot paths served without DRF (ocpi_core.fastpath, locations/fast.py) answer exactly as the DRF views do.
+"""The hot paths served without DRF (ocpi_core.fastpath, locations/fast.py) answer exactly as the DRF views do, on
+PostgreSQL and on SQLite (tests/test_sqlite_default.py runs this file there too).
 
 Every request here is made twice through the whole middleware stack, once as shipped (OCPI_FAST_PATH on) and once
 with the fast path off (DRF), and the answers are compared: status, envelope, headers; for PATCHes also what was
@@ -240,6 +241,10 @@ def _drop_connection() -> int:
     return int(pid)
 
 
+_POSTGRES_ONLY = pytest.mark.skipif(connection.vendor != "postgresql", reason="ends a PostgreSQL backend")
+
+
+@_POSTGRES_ONLY
 def test_a_connection_that_died_between_requests_is_opened_again(transactional_db: None) -> None:
     """What Django's per-request `SELECT 1` health check would catch: the database dropped the kept connection."""
     Party.objects.create(country_code="NL", party_id="OWN", role=Role.CPO, name="Own CPO")
@@ -254,6 +259,7 @@ def test_a_connection_that_died_between_requests_is_opened_again(transactional_d
     assert connection.connection.info.backend_pid != pid
 
 
+@_POSTGRES_ONLY
 def test_a_patch_on_a_connection_that_died_between_requests_opens_it_again(transactional_db: None) -> None:
     """The receiver's PATCH starts its transaction with the token lookup: a kept connection the database dropped
     fails at that first statement, before anything was written, and the PATCH runs once more on a new one."""

@@ -137,3 +137,22 @@ def test_the_embedded_default_keeps_tokens_and_hears_changes_from_other_processe
                 assert time.monotonic() < deadline, "the traffic log rows were not written"
                 time.sleep(0.1)
         elsewhere.close()
+
+
+def test_the_hot_paths_answer_as_drf_on_sqlite_too(tmp_path: Path) -> None:
+    """The fast path serves the embedded default too (ocpi_core.db.fast_fetch): tests/test_fast_path.py, which makes
+    every request both ways and compares the answers and what is stored, run on SQLite."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "DJANGO_", "CELERY_", "OCPI_"))}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.test", PYTHONHASHSEED="0")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "tests/test_fast_path.py"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    summary = done.stdout.strip().splitlines()[-1]
+    assert " passed" in summary
+    assert "2 skipped" in summary, summary  # the two that end a PostgreSQL backend
