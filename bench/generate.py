@@ -1,4 +1,5 @@
-"""Bench data, written straight into an (empty, migrated) PostgreSQL database with COPY.
+"""Bench data, written straight into an (empty, migrated) PostgreSQL database with COPY (or an SQLite one in
+batches, for `bench/run.py --database sqlite`).
 
 - our own parties (what `ocpi_demo` loads: NL*DMC CPO, NL*DME eMSP) and N own locations of NL*DMC, each with 1-8
   EVSEs of 1-3 connectors, realistic and valid per the spec;
@@ -256,6 +257,9 @@ def _db_value(field: models.Field, obj: models.Model) -> Any:
 def copy_rows(model: type[models.Model], rows: list[Any]) -> None:
     if not rows:
         return
+    if connection.vendor == "sqlite":  # the embedded default (bench/run.py --database sqlite): no COPY there
+        model._default_manager.bulk_create(rows, batch_size=500)
+        return
     fields = list(model._meta.concrete_fields)
     columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
     with connection.cursor() as cursor:
@@ -266,6 +270,8 @@ def copy_rows(model: type[models.Model], rows: list[Any]) -> None:
 
 
 def reset_sequences() -> None:
+    if connection.vendor == "sqlite":
+        return  # SQLite's AUTOINCREMENT follows the largest id written
     with connection.cursor() as cursor:
         for model in (Location, Evse, Connector):
             table = model._meta.db_table
@@ -368,8 +374,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2211)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    if connection.vendor != "postgresql":
-        raise SystemExit("generate.py writes with COPY: point DATABASE_URL at PostgreSQL")
+    if connection.vendor not in ("postgresql", "sqlite"):
+        raise SystemExit("generate.py writes to PostgreSQL (COPY) or SQLite: point DATABASE_URL at one")
     if Partner.objects.filter(name="bench-cpo").exists():
         raise SystemExit("the database already holds bench data: run.py drops and recreates it")
     partner_count = args.partner_locations if args.partner_locations is not None else max(1000, args.locations // 10)
@@ -407,7 +413,8 @@ def main() -> None:
     )
     reset_sequences()
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE")  # fresh statistics and visibility map, as a long-running database has
+        # fresh statistics (and on PostgreSQL the visibility map), as a long-running database has
+        cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
     generated = time.perf_counter() - started
     checks = verify_sample(rng)
 

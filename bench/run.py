@@ -27,6 +27,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -169,7 +170,11 @@ class Bench:
         self.args = args
         self.workdir = Path(tempfile.mkdtemp(prefix="ocpi-bench-"))
         self.procs = Processes(self.workdir)
-        self.db_url = f"postgres://postgres@{HOST}:5432/{args.db_name}"
+        self.sqlite = args.database == "sqlite"
+        if self.sqlite:  # the embedded default, in this run's folder
+            self.db_url = f"sqlite:///{self.workdir / 'bench.sqlite3'}"
+        else:
+            self.db_url = f"postgres://postgres@{HOST}:5432/{args.db_name}"
         self.secret = secrets.token_urlsafe(48)
         self.fernet = base64.urlsafe_b64encode(os.urandom(32)).decode()  # a Fernet key: 32 random bytes, Base64
         self.redis_db: int | None = None
@@ -191,6 +196,13 @@ class Bench:
             CELERY_BROKER_URL=f"redis://{HOST}:6379/{self.redis_db}",
             PYTHONUNBUFFERED="1",
         )
+        if self.sqlite:  # as scripts/run serves it: the local settings without DEBUG, the embedded broker
+            env.update(
+                DJANGO_SETTINGS_MODULE="config.settings.local",
+                DJANGO_DEBUG="false",
+                CELERY_BROKER_URL="",
+                CELERY_EMBEDDED_BROKER_DIR=str(self.workdir / "broker"),
+            )
         env.update(extra)
         return env
 
@@ -211,9 +223,12 @@ class Bench:
         self.redis_db = redis_free_db()
         self.partner_ports = [free_port() for _ in range(args.push_partners)]
         log(f"work dir {self.workdir}; broker redis db {self.redis_db}")
-        log(f"recreating database {args.db_name}")
-        psql("postgres", f'DROP DATABASE IF EXISTS "{args.db_name}" WITH (FORCE)')
-        psql("postgres", f'CREATE DATABASE "{args.db_name}"')
+        if self.sqlite:
+            log(f"database {self.db_url}")
+        else:
+            log(f"recreating database {args.db_name}")
+            psql("postgres", f'DROP DATABASE IF EXISTS "{args.db_name}" WITH (FORCE)')
+            psql("postgres", f'CREATE DATABASE "{args.db_name}"')
         run([venv_bin("python"), "manage.py", "migrate", "--noinput", "-v", "0"], env=self.env())
         log(f"generating {args.locations} locations")
         cmd = [venv_bin("python"), str(BENCH / "generate.py"), "--locations", str(args.locations)]
@@ -460,7 +475,7 @@ class Bench:
         if {"a1", "a1-tail", "a2"} & set(args.scenarios):
             self.collect_chain()
         self.web_scenarios()
-        if "c" in args.scenarios:
+        if "c" in args.scenarios and not self.sqlite:
             self.pgbench()
         if args.push_changes:
             self.push()
@@ -567,7 +582,9 @@ def meta(args: argparse.Namespace, seconds: float) -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "cpus": os.cpu_count(),
-        "postgresql": psql("postgres", "SHOW server_version"),
+        "database": args.database,
+        "postgresql": psql("postgres", "SHOW server_version") if args.database == "postgresql" else "",
+        "sqlite": sqlite3.sqlite_version,
         "wrk": out(["wrk", "-v"]).splitlines()[0] if out(["wrk", "-v"]) else "",
         "gunicorn": "-w 2 -k sync --no-control-socket" + (f" -c {args.gunicorn_conf}" if args.gunicorn_conf else ""),
         "wrk_settings": f"-t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds interleaved, median",
@@ -591,7 +608,13 @@ def write_results(results: dict[str, Any], args: argparse.Namespace) -> None:
         f"{results['meta']['date']}, commit {results['meta']['commit']}"
         f"{' + uncommitted changes' if results['meta']['working_tree_changed'] else ''}"
         f"{' (CODE CHANGED DURING THE RUN)' if results['meta'].get('code_changed_during_run') else ''}, "
-        f"{results['meta']['cpus']} CPUs, PostgreSQL {results['meta']['postgresql']}, gunicorn "
+        f"{results['meta']['cpus']} CPUs, "
+        + (
+            f"PostgreSQL {results['meta']['postgresql']}"
+            if results["meta"]["postgresql"]
+            else f"SQLite {results['meta']['sqlite']} (the embedded default: local settings, DEBUG off)"
+        )
+        + ", gunicorn "
         f"{results['meta']['gunicorn']}, wrk {results['meta']['wrk_settings']}.",
         "",
         "| scenario | target | req/s median (min-max) | p50 ms | p99 ms | KB/resp | errors | ÷ bare | goal | met |",
@@ -705,6 +728,13 @@ def parse_args() -> argparse.Namespace:
         help="skip bench/diagnose.py (SQL, EXPLAIN and profile per scenario) at the end",
     )
     parser.add_argument("--db-name", default="ocpi_bench")
+    parser.add_argument(
+        "--database",
+        choices=("postgresql", "sqlite"),
+        default="postgresql",
+        help="sqlite: the embedded default as scripts/run serves it (an SQLite file in the run's folder; no pgbench, "
+        "no push, no diagnosis)",
+    )
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
     parser.add_argument("--tag", default="", help="suffix of the results files (e.g. paced-push)")
     parser.add_argument("--max-minutes", type=float, default=120.0, help="watchdog: stop everything after this")
@@ -713,6 +743,8 @@ def parse_args() -> argparse.Namespace:
         args.rounds, args.duration, args.warmup = 1, 4.0, 1.0
         args.push_changes = min(args.push_changes, 200)
     args.scenarios = [s for s in args.scenarios.split(",") if s]
+    if args.database == "sqlite":
+        args.push_changes, args.diagnose = 0, False  # push needs Redis; the diagnosis reads PostgreSQL's plans
     unknown = set(args.scenarios) - set(TARGETS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; known: {sorted(TARGETS)}")
