@@ -20,7 +20,7 @@ from dashboard.history import evse_status_record
 from dashboard.rollup import RollupRow, rollup_upsert_sql, rollup_write
 from locations.models import Connector, Evse, Location
 from ocpi_core.constants import ModuleID, Role
-from ocpi_core.db import pg_columns, pg_fetch, pg_instance, retry_on_conflict
+from ocpi_core.db import fast_fetch, pg_columns, pg_instance, retry_on_conflict
 from ocpi_core.envelope import dumps, format_datetime, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound, UnknownLocation
 from ocpi_core.hot import partner_owns
@@ -137,15 +137,16 @@ def _evse_and_location_find(key: Key) -> Evse | None:
     does: the PATCH of an EVSE status (the receiver's hot path) needs both. None when either is unknown.
 
     On PostgreSQL it is a prepared statement (ocpi_core.db.pg_fetch) that reads the whole EVSE and of the location
-    only what a PATCH of an EVSE uses (`_PATCH_LOCATION_FIELDS`; the others are deferred, as with `.only()`)."""
+    only what a PATCH of an EVSE uses (`_PATCH_LOCATION_FIELDS`; the others are deferred, as with `.only()`). The
+    same statement serves SQLite, without the lock clause: there the transaction holds the database's write lock
+    from its start (`transaction_mode` IMMEDIATE)."""
     evse_uid = (key.evse_uid or "").lower()
     lowered = [key.country_code.lower(), key.party_id.lower(), key.location_id.lower(), evse_uid]
-    if connection.vendor == "postgresql":
-        global _EVSE_AND_LOCATION
-        if _EVSE_AND_LOCATION is None:
-            _EVSE_AND_LOCATION = _evse_and_location_sql()
-        sql, evse_fields, location_fields = _EVSE_AND_LOCATION
-        rows = pg_fetch(sql, lowered)
+    if connection.vendor in ("postgresql", "sqlite"):
+        if connection.vendor not in _EVSE_AND_LOCATION:
+            _EVSE_AND_LOCATION[connection.vendor] = _evse_and_location_sql(lock=connection.vendor == "postgresql")
+        sql, evse_fields, location_fields = _EVSE_AND_LOCATION[connection.vendor]
+        rows = fast_fetch(sql, lowered)
         if not rows:
             return None
         evse = pg_instance(Evse, evse_fields, rows[0][: len(evse_fields)])
@@ -170,10 +171,10 @@ _PATCH_LOCATION_FIELDS = (
     *("id", "partner_id", "country_code", "party_id", "ocpi_id"),
     *("publish", "publish_allowed_to", "last_updated", "doc"),
 )
-_EVSE_AND_LOCATION: tuple[str, list[Any], list[Any]] | None = None
+_EVSE_AND_LOCATION: dict[str, tuple[str, list[Any], list[Any]]] = {}  # by database vendor
 
 
-def _evse_and_location_sql() -> tuple[str, list[Any], list[Any]]:
+def _evse_and_location_sql(*, lock: bool) -> tuple[str, list[Any], list[Any]]:
     evse_columns, evse_fields = pg_columns(Evse, '"e"')
     location_columns, location_fields = pg_columns(Location, '"l"', _PATCH_LOCATION_FIELDS)
     where = (
@@ -183,7 +184,7 @@ def _evse_and_location_sql() -> tuple[str, list[Any], list[Any]]:
     sql = (
         f'SELECT {evse_columns}, {location_columns} FROM {_table(Evse)} "e" '  # noqa: S608 (names from the models)
         f'JOIN {_table(Location)} "l" ON "l"."id" = "e"."location_id" WHERE {where} '
-        'ORDER BY "e"."id" LIMIT 1 FOR UPDATE OF "l"'
+        'ORDER BY "e"."id" LIMIT 1' + (' FOR UPDATE OF "l"' if lock else "")
     )
     return sql, evse_fields, location_fields
 
@@ -624,11 +625,12 @@ def _doc_with_evse(location: Location, evse: Evse) -> str | None:
 
 def _evse_and_location_write(evse: Evse, names: list[str], location: Location, rollup: list[RollupRow]) -> None:
     """Save the EVSE's fields `names`, the location's last_updated and cached JSON, and the `rollup` rows of the
-    EVSE's status history: one statement on PostgreSQL (a data-modifying WITH), up to four elsewhere."""
+    EVSE's status history: one statement on PostgreSQL (a data-modifying WITH), three hand-written ones on SQLite,
+    up to four through the ORM elsewhere."""
     upsert = rollup_upsert_sql(rollup) if connection.vendor == "postgresql" and len(rollup) <= _ROLLUP_INLINE else None
     if upsert is None:
         rollup_write(rollup)
-    if connection.vendor != "postgresql":
+    if connection.vendor not in ("postgresql", "sqlite"):
         evse.save(update_fields=names)
         Location.objects.filter(pk=location.pk).update(last_updated=location.last_updated, doc=location.doc)
         return
@@ -638,6 +640,13 @@ def _evse_and_location_write(evse: Evse, names: list[str], location: Location, r
     stamp = cast(Field, Location._meta.get_field("last_updated")).get_db_prep_save(location.last_updated, connection)
     with_rollup, rollup_params = (f', "rollup" AS ({upsert[0]})', upsert[1]) if upsert else ("", [])
     with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":  # no UPDATE inside a WITH there
+            cursor.execute(f'UPDATE {_table(Evse)} SET {sets} WHERE "id" = %s', [*params, evse.pk])  # noqa: S608
+            cursor.execute(
+                f'UPDATE {_table(Location)} SET "last_updated" = %s, "doc" = %s WHERE "id" = %s',  # noqa: S608
+                [stamp, location.doc, location.pk],
+            )
+            return
         cursor.execute(
             f'WITH "evse" AS (UPDATE {_table(Evse)} SET {sets} WHERE "id" = %s){with_rollup} '  # noqa: S608 (names from the models)
             f'UPDATE {_table(Location)} SET "last_updated" = %s, "doc" = %s WHERE "id" = %s',

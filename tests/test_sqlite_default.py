@@ -139,13 +139,18 @@ def test_the_embedded_default_keeps_tokens_and_hears_changes_from_other_processe
         elsewhere.close()
 
 
+_ON_SQLITE = ["tests/test_fast_path.py", "dashboard/tests/test_rollup.py"]
+
+
 def test_the_hot_paths_answer_as_drf_on_sqlite_too(tmp_path: Path) -> None:
-    """The fast path serves the embedded default too (ocpi_core.db.fast_fetch): tests/test_fast_path.py, which makes
-    every request both ways and compares the answers and what is stored, run on SQLite."""
+    """The fast path serves the embedded default too (ocpi_core.db.fast_fetch), and the EVSE PATCH and the status
+    history write hand-written statements there (locations.services, dashboard.rollup): tests/test_fast_path.py,
+    which makes every request both ways and compares the answers and what is stored, and the rollup's tests
+    (dashboard/tests/test_rollup.py: in order, out of order, ties, receiver PATCHes), run on SQLite."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "DJANGO_", "CELERY_", "OCPI_"))}
     env.update(DJANGO_SETTINGS_MODULE="config.settings.test", PYTHONHASHSEED="0")
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "tests/test_fast_path.py"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", *_ON_SQLITE],
         cwd=REPO,
         env=env,
         capture_output=True,
