@@ -5,6 +5,9 @@ from django.db import migrations
 # SQLite (the embedded default) has no LISTEN/NOTIFY: every change to the tables the per-process hot caches read
 # (ocpi_core.hot) adds one to a one-row counter, whatever made it (the ORM, a queryset update, SQL by hand), and every
 # process reads the counter (ocpi_core.hot.SqliteChangeCounter). PostgreSQL notifies instead (0005).
+# Django alters an SQLite table by rebuilding it, which drops its triggers: a later migration that alters one of these
+# tables must create its triggers again (forward() below is idempotent). Until then the counter finds them missing and
+# the caches work without it (tokens read on every request), never with stale entries.
 _TABLES = ("ocpi_core_partner", "ocpi_core_partnertoken", "ocpi_core_party", "ocpi_core_partnerendpoint")
 _EVENTS = ("INSERT", "UPDATE", "DELETE")
 _COUNTER = "ocpi_hot_changes"
