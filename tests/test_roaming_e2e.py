@@ -5,19 +5,16 @@ HTTP on loopback.
 The story itself (registration, pull, EVSE changes, token push, START_SESSION, charging, a charging profile that
 lowers the power, STOP_SESSION and the priced CDR, RESERVE_NOW / CANCEL_RESERVATION, UNLOCK_CONNECTOR,
 unregistration) is `tests.roaming_story.play`, which the README demo (scripts/roaming-demo) narrates: each step
-checks both instances' data. A failure carries both instances' server and worker logs.
+checks both instances' data. A failure carries both instances' server and worker logs. The README demo's own run is
+tests/test_roaming_demo_e2e.py (a file of its own, so the two long runs go to different test workers).
 """
 
-import os
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.platforms import REPO, Platform, platforms, server_logs_on_failure
+from tests.platforms import Platform, platforms, server_logs_on_failure
 from tests.roaming_story import STORY_ENV, play
 
 pytestmark = pytest.mark.e2e
@@ -39,26 +36,3 @@ def test_roaming_story_between_a_cpo_and_an_emsp_platform(pair: tuple[Platform, 
     assert [line.split(".")[0] for line in told if line[0].isdigit()] == [str(n) for n in range(1, 12)]
     assert seen["powers"]["after_kw"] < seen["powers"]["before_kw"]
     assert "incl. VAT" in told[-4]
-
-
-def test_the_readme_demo_plays_the_story_on_sqlite() -> None:
-    """scripts/roaming-demo (its Python part): two more instances, on SQLite this time (the pair above runs on
-    PostgreSQL when TEST_DATABASE_URL names one), narrate the same story and stop; nothing is left behind."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "TEST_DATABASE_"))}
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "roaming_demo.py")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr[-8000:]
-    lines = result.stdout.splitlines()
-    assert "(SQLite," in lines[0]
-    drop = next(m for line in lines if (m := re.search(r"charging went from ([\d.]+) kW to ([\d.]+) kW", line)))
-    assert float(drop[2]) < 4.2 < 9 < float(drop[1]), drop[0]  # 11 kW, then 3.7 kW (energy in 0.1 Wh per period)
-    assert any("incl. VAT" in line for line in lines), result.stdout
-    assert "11. B unregistered" in result.stdout
-    assert lines[-1].endswith("Done: the roaming story played from registration to unregistration.")
