@@ -24,7 +24,6 @@ from django.db.models import Q, Subquery
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from dashboard.models import EvseStatusChange, EvseStatusDay
 from ocpi_core.db import pg_fetch
@@ -209,19 +208,10 @@ def _sqlite_insert_with_neighbours(
             f'INSERT INTO "{table}" ("evse_id", "status", "since") VALUES (%s, %s, %s)',  # noqa: S608
             [evse_id, status, stamp],
         )
-    prev = None if prev_since is None else (_sqlite_datetime(prev_since), prev_status)
-    return prev, None if after is None else _sqlite_datetime(after)
-
-
-def _sqlite_datetime(value: Any) -> datetime:
-    """A DateTimeField's text as SQLite hands it out of an expression (no declared type, so no converter): UTC."""
-    if isinstance(value, datetime):
-        parsed: datetime | None = value
-    else:
-        parsed = parse_datetime(str(value))
-    if parsed is None:
-        raise ValueError(f"not a datetime: {value!r}")
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    # a subquery's column has no declared type, so sqlite3 hands the text: converted as the ORM converts the field
+    convert = connection.ops.convert_datetimefield_value  # type: ignore[attr-defined]  # SQLite's operations
+    prev = None if prev_since is None else (convert(prev_since, None, connection), prev_status)
+    return prev, None if after is None else convert(after, None, connection)
 
 
 @receiver(post_save, sender=EvseStatusChange, dispatch_uid="dashboard_rollup_change")

@@ -2,7 +2,7 @@
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial, wraps
 from typing import Any, TypeVar
 
@@ -127,12 +127,12 @@ def fast_fetch(
     with connection.cursor() as cursor:
         cursor.execute(sql, bound)
         rows = cursor.fetchall()
-    return [tuple(_sqlite_value(value, bool(raw)) for value in row) for row in rows]
+    return [tuple(_sqlite_value(value, bool(raw), connection) for value in row) for row in rows]
 
 
-def _sqlite_value(value: Any, raw: bool) -> Any:
-    if isinstance(value, datetime):  # a datetime column, parsed by Django's converter: naive, in UTC
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def _sqlite_value(value: Any, raw: bool, connection: Any) -> Any:
+    if isinstance(value, datetime):  # a datetime column, parsed by sqlite3: made aware as the ORM does it
+        return connection.ops.convert_datetimefield_value(value, None, connection)
     if raw and isinstance(value, str):
         return value.encode()
     return value
