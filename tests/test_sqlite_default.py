@@ -59,8 +59,13 @@ print(json.dumps(out))
 """
 
 
+def _child_env() -> dict[str, str]:
+    """This process's environment without the suite's database, settings and broker (a child sets its own)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "DJANGO_", "CELERY_", "OCPI_"))}
+
+
 def test_partner_requests_work_on_the_embedded_sqlite_default(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "DJANGO_", "CELERY_", "OCPI_"))}
+    env = _child_env()
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.local",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
@@ -147,7 +152,7 @@ def test_the_hot_paths_answer_as_drf_on_sqlite_too(tmp_path: Path) -> None:
     history write hand-written statements there (locations.services, dashboard.rollup): tests/test_fast_path.py,
     which makes every request both ways and compares the answers and what is stored, and the rollup's tests
     (dashboard/tests/test_rollup.py: in order, out of order, ties, receiver PATCHes), run on SQLite."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "DJANGO_", "CELERY_", "OCPI_"))}
+    env = _child_env()
     env.update(DJANGO_SETTINGS_MODULE="config.settings.test", PYTHONHASHSEED="0")
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", *_ON_SQLITE],
