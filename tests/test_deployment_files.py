@@ -765,7 +765,7 @@ def test_compose_environment_boots_production_settings_wired_to_the_services(pro
     loaded = json.loads(result.stdout)
     postgres = defined["services"]["postgres"]["environment"]
     database = loaded["db"]
-    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert database["ENGINE"] == "ocpi_core.db_backends.postgresql"
     assert database["HOST"] in defined["services"], "DATABASE_URL must name the postgres service"
     assert str(database["PORT"]) == "5432"
     assert (database["NAME"], database["USER"], database["PASSWORD"]) == (

@@ -94,8 +94,13 @@ def postgres_options() -> dict[str, Any]:
     }
 
 
+# Django's PostgreSQL backend with a per-request health check that needs no round trip while the connection is
+# quiet (ocpi_core.db_backends.postgresql).
+POSTGRES_ENGINE = "ocpi_core.db_backends.postgresql"
+
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = POSTGRES_ENGINE
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).update(postgres_options())

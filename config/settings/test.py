@@ -1,11 +1,12 @@
 """Test settings: PostgreSQL and Redis when the environment names them (CI does), SQLite otherwise."""
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import env, postgres_options
+from config.settings.base import POSTGRES_ENGINE, env, postgres_options
 
 DEBUG = False
 DATABASES = {"default": env.db("TEST_DATABASE_URL", default="sqlite:///:memory:")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = POSTGRES_ENGINE  # as in production
     DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_ocpi_platform")}
     # as in production (config.settings.base): parameters bound by the server, repeated statements prepared
     DATABASES["default"]["OPTIONS"] = postgres_options()

@@ -1,0 +1,1 @@
+"""Database backends: Django's, with what the platform changes about them (settings.DATABASES' ENGINE)."""
