@@ -21,7 +21,7 @@ session_rollup_rebuild(); sessions_app's services write sessions through Model.s
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from functools import reduce
 from operator import or_
 from typing import Any
@@ -66,7 +66,10 @@ FIELDS = (
     "status",
 )
 _FIELD_NAMES = frozenset(FIELDS) | {"partner"}
-_KWH_PLACES = Decimal("0.000001")  # Session.kwh's scale: what the database keeps of a value (half away from zero)
+_KWH_PLACES = Decimal("0.000001")  # Session.kwh's scale: what the database keeps of a value
+# How a value with more decimals is rounded to that scale where it is stored: by PostgreSQL's numeric, half away from
+# zero; on SQLite by Django as it writes it (django.db.backends.utils.format_number), half to even.
+_KWH_ROUNDING = {"sqlite": ROUND_HALF_EVEN}
 _MICROSECOND = timedelta(microseconds=1)
 _UNKNOWN = object()
 
@@ -82,14 +85,16 @@ def _moment(value: Any) -> Any:
     return value
 
 
-def _kwh(value: Any) -> Decimal:
+def _kwh(value: Any, vendor: str) -> Decimal:
     number = value if isinstance(value, Decimal) else Decimal(str(value))
-    return number.quantize(_KWH_PLACES, rounding=ROUND_HALF_UP)
+    return number.quantize(_KWH_PLACES, rounding=_KWH_ROUNDING.get(vendor, ROUND_HALF_UP))
 
 
-def session_rows(values: Mapping[str, Any] | None) -> list[tuple[Key, tuple[int, Decimal, int, int]]]:
-    """The rollup rows a session (its FIELDS by attname) counts in, with what it adds to each: (sessions, kWh, ended,
-    duration in microseconds). None or an INVALID session: none."""
+def session_rows(
+    values: Mapping[str, Any] | None, vendor: str = "postgresql"
+) -> list[tuple[Key, tuple[int, Decimal, int, int]]]:
+    """The rollup rows a session (its FIELDS by attname) counts in, with what it adds to each: (sessions, kWh as the
+    database of `vendor` keeps it, ended, duration in microseconds). None or an INVALID session: none."""
     if values is None or values["status"] == SessionStatus.INVALID:
         return []
     start, end = _moment(values["start_date_time"]), _moment(values["end_date_time"])
@@ -98,7 +103,9 @@ def session_rows(values: Mapping[str, Any] | None) -> list[tuple[Key, tuple[int,
     token = ("", "") if partner_pk else (values["token_country_code"], values["token_party_id"])
     location = (values["country_code"], values["party_id"], values["location_id"])
     amounts = (
-        (1, _kwh(values["kwh"]), 0, 0) if end is None else (1, _kwh(values["kwh"]), 1, (end - start) // _MICROSECOND)
+        (1, _kwh(values["kwh"], vendor), 0, 0)
+        if end is None
+        else (1, _kwh(values["kwh"], vendor), 1, (end - start) // _MICROSECOND)
     )
     return [
         ((FULL, day, partner_pk, *location, *token), amounts),
@@ -111,8 +118,9 @@ def session_rollup_apply(before: Mapping[str, Any] | None, after: Mapping[str, A
     """Move a session from the rows of `before` to those of `after` (FIELDS by attname; None: not in the database)."""
     deltas: dict[Key, list[Any]] = {}
     changes: tuple[tuple[int, Mapping[str, Any] | None], ...] = ((-1, before), (1, after))
+    vendor = connections[using].vendor
     for sign, values in changes:
-        for key, (sessions, kwh, ended, duration_us) in session_rows(values):
+        for key, (sessions, kwh, ended, duration_us) in session_rows(values, vendor):
             delta = deltas.setdefault(key, [0, Decimal(0), 0, 0])
             delta[0] += sign * sessions
             delta[1] += sign * kwh

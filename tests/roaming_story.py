@@ -248,7 +248,10 @@ def charge(a: Platform, b: Platform, session_id: str) -> dict[str, Any]:
 
     session = wait_for("three charging periods at B", grown, alive=(a, b))
     energy = [money(d["volume"]) for p in session["charging_periods"] for d in p["dimensions"] if d["type"] == "ENERGY"]
-    assert all(e > 0 for e in energy), energy
+    # A tick that comes a few milliseconds after the one before (two close together on a loaded machine) adds a
+    # period whose energy rounds to 0.0000 kWh: valid OCPI, and counted in the total like the others.
+    assert all(e >= 0 for e in energy), energy
+    assert sum(e > 0 for e in energy) >= 2, energy
     assert money(session["kwh"]) == sum(energy), session
     return session
 

@@ -153,7 +153,11 @@ def test_the_hot_paths_answer_as_drf_on_sqlite_too(tmp_path: Path) -> None:
     which makes every request both ways and compares the answers and what is stored, and the rollup's tests
     (dashboard/tests/test_rollup.py: in order, out of order, ties, receiver PATCHes), run on SQLite."""
     env = _child_env()
-    env.update(DJANGO_SETTINGS_MODULE="config.settings.test", PYTHONHASHSEED="0")
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        PYTHONHASHSEED="0",
+        TEST_DATABASE_URL=f"sqlite:///{tmp_path / 'test.sqlite3'}",  # not the file of a suite running on SQLite
+    )
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", *_ON_SQLITE],
         cwd=REPO,

@@ -94,6 +94,22 @@ def postgres_options() -> dict[str, Any]:
     }
 
 
+def sqlite_options() -> dict[str, Any]:
+    """sqlite3 options of the embedded default (and of the tests on SQLite). Wait for the writer lock instead of
+    failing at once when web and worker write together. Transactions take the lock when they begin (IMMEDIATE): one
+    that read first and then wrote could not wait for it ("database is locked" at once, whatever the timeout), e.g. a
+    charging profile applied while the simulator's beat ticks. Write-ahead log: readers never wait for the writer (a
+    partner's GET for a commit of the traffic log or the worker), and a commit appends to the log instead of
+    rewriting and syncing the database file; with it, synchronous=NORMAL syncs at checkpoints, not at every commit (a
+    crash of the process loses nothing; of the machine, at most the last commits). Measured in bench/README.md ("The
+    embedded default")."""
+    return {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": env("OCPI_SQLITE_PRAGMAS", default="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"),
+    }
+
+
 # Django's PostgreSQL backend with a per-request health check that needs no round trip while the connection is
 # quiet (ocpi_core.db_backends.postgresql).
 POSTGRES_ENGINE = "ocpi_core.db_backends.postgresql"
@@ -105,21 +121,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).update(postgres_options())
 else:
-    # SQLite: wait for the writer lock instead of failing at once when web and worker write together. Transactions
-    # take the lock when they begin (IMMEDIATE): one that read first and then wrote could not wait for it ("database
-    # is locked" at once, whatever the timeout), e.g. a charging profile applied while the simulator's beat ticks.
-    # Write-ahead log: readers never wait for the writer (a partner's GET for a commit of the traffic log or the
-    # worker), and a commit appends to the log instead of rewriting and syncing the database file; with it,
-    # synchronous=NORMAL syncs at checkpoints, not at every commit (a crash of the process loses nothing; of the
-    # machine, at most the last commits). The connection is kept across requests (no open, no function registry
-    # per request). Measured in bench/README.md ("The embedded default").
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "timeout": 20,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": env("OCPI_SQLITE_PRAGMAS", default="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"),
-        }
-    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update(sqlite_options())
+    # The connection is kept across requests (no open, no function registry per request).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if DATABASES["default"]["NAME"].startswith(str(VAR_DIR)):
