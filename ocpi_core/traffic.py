@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from celery.signals import worker_process_shutdown
 from django.conf import settings
-from django.db import close_old_connections, connections, router
+from django.db import close_old_connections, connections, router, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -150,11 +150,14 @@ class _Buffer:
             else:
                 names = [f.attname for f in fields]
                 instances = [TrafficLog(**dict(zip(names, row, strict=True))) for row in rows]
-                for start in range(0, len(instances), _INSERT_CHUNK):
-                    # raw: created_at keeps the time of the request, not of the flush (no auto_now_add on insert)
-                    TrafficLog._base_manager._insert(  # type: ignore[attr-defined]
-                        instances[start : start + _INSERT_CHUNK], fields=fields, raw=True
-                    )
+                # one transaction: one commit, and on SQLite a turn in the writers' queue like the requests' writes
+                # (ocpi_core.db_backends.sqlite3), not a wait in SQLite's busy handler
+                with transaction.atomic(using=connection.alias):
+                    for start in range(0, len(instances), _INSERT_CHUNK):
+                        # raw: created_at keeps the time of the request, not of the flush (no auto_now_add on insert)
+                        TrafficLog._base_manager._insert(  # type: ignore[attr-defined]
+                            instances[start : start + _INSERT_CHUNK], fields=fields, raw=True
+                        )
         except Exception:  # the log must never break anything: these rows are lost, and said so
             logger.exception("Could not write the traffic log", extra={"rows": len(rows)})
             return 0

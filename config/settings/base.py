@@ -113,6 +113,9 @@ def sqlite_options() -> dict[str, Any]:
 # Django's PostgreSQL backend with a per-request health check that needs no round trip while the connection is
 # quiet (ocpi_core.db_backends.postgresql).
 POSTGRES_ENGINE = "ocpi_core.db_backends.postgresql"
+# Django's SQLite backend whose write transactions queue for the writer lock on a file lock instead of polling for it
+# (ocpi_core.db_backends.sqlite3).
+SQLITE_ENGINE = "ocpi_core.db_backends.sqlite3"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -120,7 +123,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).update(postgres_options())
-else:
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["ENGINE"] = SQLITE_ENGINE
     DATABASES["default"].setdefault("OPTIONS", {}).update(sqlite_options())
     # The connection is kept across requests (no open, no function registry per request).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)

@@ -1,7 +1,7 @@
 """Test settings: PostgreSQL and Redis when the environment names them (CI does), SQLite otherwise."""
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import POSTGRES_ENGINE, VAR_DIR, env, postgres_options, sqlite_options
+from config.settings.base import POSTGRES_ENGINE, SQLITE_ENGINE, VAR_DIR, env, postgres_options, sqlite_options
 
 DEBUG = False
 DATABASES = {"default": env.db("TEST_DATABASE_URL", default="sqlite:///:memory:")}
@@ -15,6 +15,7 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # mode whose writers wait for the lock (in memory, a second connection, e.g. an in-process Celery worker's, failed
     # at once with "database table is locked"): by default var/test-db.sqlite3, with the pytest-xdist worker's suffix
     # (pytest-django adds it), removed by Django at the end; or the file TEST_DATABASE_URL names.
+    DATABASES["default"]["ENGINE"] = SQLITE_ENGINE
     DATABASES["default"]["OPTIONS"] = sqlite_options()
     _test_name = DATABASES["default"]["NAME"]
     if _test_name == ":memory:":
