@@ -840,6 +840,7 @@ def test_env_example_defaults_match_compose_defaults() -> None:
 # DJANGO_SETTINGS_MODULE is set by each run itself.
 PATH_DEFAULTS = {
     "DATABASE_URL",
+    "TEST_DATABASE_URL",
     "DJANGO_STATIC_ROOT",
     "CELERY_EMBEDDED_BROKER_DIR",
     "OCPI_EXAMPLES_DIR",
