@@ -4,14 +4,15 @@ On the embedded default every transaction takes SQLite's write lock when it begi
 config.settings.base.sqlite_options), and the web workers and the Celery worker are separate processes. A
 connection that finds the lock taken does not wait for it to be released: SQLite's busy handler sleeps 1, 2, 5,
 10 ... ms and tries again, while the holder, not sleeping, often takes it once more. With two gunicorn workers PATCHing
-EVSE statuses, every other request slept so (bench/README.md, "The embedded default": 885 req/s, p99 59 ms).
+EVSE statuses, every other request slept so (bench/README.md, "Writers in turn on SQLite": 879 req/s, p99 59 ms).
 
 Here a transaction first takes an exclusive lock on a file beside the database (`<database>-writers`, flock): the
 kernel hands it to the next waiting process the moment the holder's transaction ends, and only then is SQLite's
 lock taken, so it is free. The same guarantees as before (one writer at a time, nothing else changes), with
-transactions served in turn: 1,204 req/s, p99 36 ms, same run. A process that ends, however it ends, lets go of the
-file lock with its file descriptor; a child forked while its parent held or awaited a turn closes the descriptors it
-inherited (a lock belongs to the open file, which the child's copy would keep held after the parent's commit).
+transactions served in turn: 1,148 req/s, p99 49 ms, on the same machine. A process that ends, however it ends,
+lets go of the file lock with its file descriptor; a child forked while its parent held or awaited a turn closes the
+descriptors it inherited (a lock belongs to the open file, which the child's copy would keep held after the parent's
+commit).
 
 A wait is bounded as SQLite's own is (the connection's `timeout`, 20 s): past it, the transaction fails with "database
 is locked" as it would have. Writes outside a transaction (autocommit) and other programs opening the database
