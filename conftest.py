@@ -46,6 +46,21 @@ def examples_dir() -> Path:
     return EXAMPLES_DIR
 
 
+def pg_session_elsewhere() -> Any:
+    """A psycopg connection of its own to the test database, in autocommit: what another process does (PostgreSQL)."""
+    import psycopg
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    return psycopg.connect(
+        host=settings_dict["HOST"] or "127.0.0.1",
+        port=settings_dict["PORT"] or 5432,
+        user=settings_dict["USER"],
+        dbname=settings_dict["NAME"],
+        autocommit=True,
+    )
+
+
 def auth_header(token: str, *, raw: bool = False) -> str:
     return f"Token {token}" if raw else "Token " + base64.b64encode(token.encode()).decode()
 

@@ -11,13 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import psycopg
 import pytest
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.test import Client, RequestFactory, override_settings
 
-from conftest import auth_header, make_partner
+from conftest import auth_header, make_partner, pg_session_elsewhere
 from dashboard.models import EvseStatusChange
 from locations.models import Evse, Location
 from locations.services import Key, location_put
@@ -229,14 +228,7 @@ def _drop_connection() -> int:
     """Have the database end this process's kept connection (as a restart would); its backend pid."""
     connection.ensure_connection()
     pid = connection.connection.info.backend_pid
-    settings_dict = connection.settings_dict
-    with psycopg.connect(
-        host=settings_dict["HOST"] or "127.0.0.1",
-        port=settings_dict["PORT"] or 5432,
-        user=settings_dict["USER"],
-        dbname=settings_dict["NAME"],
-        autocommit=True,
-    ) as other:
+    with pg_session_elsewhere() as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
     return int(pid)
 

@@ -8,13 +8,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections, connection
 from django.test import RequestFactory
 
-from conftest import auth_header, make_partner
+from conftest import auth_header, make_partner, pg_session_elsewhere
 from ocpi_core.constants import Role
 from ocpi_core.models import Party
 
@@ -23,20 +22,9 @@ pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the P
 TARIFFS = "/ocpi/2.2.1/cpo/tariffs"  # a DRF view: its first statement goes through Django's cursor
 
 
-def _other_session() -> psycopg.Connection[Any]:
-    settings_dict = connection.settings_dict
-    return psycopg.connect(
-        host=settings_dict["HOST"] or "127.0.0.1",
-        port=settings_dict["PORT"] or 5432,
-        user=settings_dict["USER"],
-        dbname=settings_dict["NAME"],
-        autocommit=True,
-    )
-
-
 def _last_statement(pid: int) -> str:
     """What the backend `pid` ran last, as PostgreSQL reports it to another session."""
-    with _other_session() as other:
+    with pg_session_elsewhere() as other:
         row = other.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
     assert row is not None, f"backend {pid} is gone"
     return str(row[0])
@@ -94,7 +82,7 @@ def test_a_connection_with_something_waiting_on_it_gets_the_full_check(kept: str
     assert _serve(TARIFFS, kept) == 200
     pid = connection.connection.info.backend_pid
     connection.connection.execute("LISTEN ocpi_backend_test")
-    with _other_session() as other:
+    with pg_session_elsewhere() as other:
         other.execute("NOTIFY ocpi_backend_test")
     poller = select.poll()
     poller.register(connection.connection.fileno(), select.POLLIN)
@@ -110,7 +98,7 @@ def test_a_connection_with_something_waiting_on_it_gets_the_full_check(kept: str
 def test_a_connection_the_database_ended_is_opened_again_before_the_request_uses_it(kept: str) -> None:
     assert _serve(TARIFFS, kept) == 200
     pid = connection.connection.info.backend_pid
-    with _other_session() as other:
+    with pg_session_elsewhere() as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])  # as a restart of the database would
         deadline = time.monotonic() + 10
         while other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
