@@ -14,6 +14,7 @@ import pytest
 
 from conftest import REPO
 from ocpi_core.crypto import token_hash
+from ocpi_core.hot import SQLITE_TRIGGERS
 from tests.platforms import platforms, server_logs_on_failure
 
 LIST = "/ocpi/2.2.1/cpo/locations"
@@ -131,9 +132,10 @@ def test_the_embedded_default_keeps_tokens_and_hears_changes_from_other_processe
             assert statuses() == {200}
 
             # Without the counter's triggers a revocation goes unheard: the kept token still opens the door (so it
-            # is kept, and the counter is what closes it above).
-            for event in ("insert", "update", "delete"):
-                elsewhere.execute(f'DROP TRIGGER "ocpi_core_partnertoken_hot_{event}"')
+            # is kept, and the counter is what closes it above). All of them: a write to another of their tables
+            # meanwhile (a worker noting the partner's contact, once a minute) would empty the caches too.
+            for trigger in SQLITE_TRIGGERS:
+                elsewhere.execute(f'DROP TRIGGER "{trigger}"')
             elsewhere.execute("DELETE FROM ocpi_core_partnertoken WHERE token_hash = ?", [hashed])
             assert statuses() == {200}
 
