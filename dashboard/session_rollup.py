@@ -90,9 +90,7 @@ def _kwh(value: Any, vendor: str) -> Decimal:
     return number.quantize(_KWH_PLACES, rounding=_KWH_ROUNDING.get(vendor, ROUND_HALF_UP))
 
 
-def session_rows(
-    values: Mapping[str, Any] | None, vendor: str = "postgresql"
-) -> list[tuple[Key, tuple[int, Decimal, int, int]]]:
+def session_rows(values: Mapping[str, Any] | None, vendor: str) -> list[tuple[Key, tuple[int, Decimal, int, int]]]:
     """The rollup rows a session (its FIELDS by attname) counts in, with what it adds to each: (sessions, kWh as the
     database of `vendor` keeps it, ended, duration in microseconds). None or an INVALID session: none."""
     if values is None or values["status"] == SessionStatus.INVALID:
