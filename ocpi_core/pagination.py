@@ -3,7 +3,10 @@ a stable order (last_updated, then pk), X-Total-Count, X-Limit, and a Link to th
 
 The Link also carries `cursor`, the (last_updated, pk) of the last object served: following it, the next page is a
 keyset seek instead of an OFFSET scan, so deep pages cost the same as the first (PERFORMANCE.md §4). `offset` keeps
-its meaning; a client that builds its own URLs without `cursor` gets plain offset paging.
+its meaning: a client that builds its own URLs without `cursor` gets plain offset paging, and the cursor names the
+offset it was written for, so a Link whose `offset` a client changed (the spec's advice when X-Total-Count shrinks:
+"redo the previous GET with the offset lowered by 1", transport_and_format, Paginated Response) is served from that
+offset, not from the cursor.
 """
 
 import base64
@@ -66,23 +69,27 @@ def _date_param(query: QueryDict, name: str) -> tuple[datetime | None, str | Non
         raise InvalidParameters(f"{name} must be an OCPI DateTime in UTC, e.g. 2019-01-01T00:00:00Z") from exc
 
 
-def encode_cursor(last_updated: datetime, pk: int, total: int) -> str:
+def encode_cursor(last_updated: datetime, pk: int, total: int, offset: int) -> str:
     # Full microseconds: format_datetime keeps milliseconds only, and a rounded-down stamp would serve again every
     # object of the same millisecond that sorts after it (timezone.now() stamps differ in microseconds).
     # isoformat, not strftime: `%Y` drops the leading zeros of a year before 1000, and such a cursor did not parse
     # back (the next page fell back to offset paging)
     stamp = last_updated.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-    return base64.urlsafe_b64encode(f"{stamp}|{pk}|{total}".encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(f"{stamp}|{pk}|{total}|{offset}".encode()).decode().rstrip("=")
 
 
-def _decode_cursor(raw: str) -> tuple[datetime, int, int | None] | None:
-    """A cursor we wrote: the last object served and the count of the first page (None for anything else: a damaged
-    cursor falls back to offset paging)."""
+def _decode_cursor(raw: str, offset: int) -> tuple[datetime, int, int | None] | None:
+    """A cursor we wrote for this `offset`: the last object served and the count of the first page (None for
+    anything else: a damaged cursor, or one written for another offset, falls back to offset paging)."""
     try:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
         parts = text.split("|")
         if len(parts) == 2:  # cursors written before the count was carried
             return parse_datetime(parts[0]), int(parts[1]), None
+        if len(parts) == 4:  # the offset the cursor continues from: a request asking for another one gets that one
+            if int(parts[3]) != offset:
+                return None
+            parts = parts[:3]
         stamp, pk, total = parts
         return parse_datetime(stamp), int(pk), max(0, int(total))
     except (ValueError, UnicodeDecodeError):
@@ -190,7 +197,7 @@ def page_request(query: QueryDict) -> PageRequest:
     date_from, raw_from = _date_param(query, "date_from")
     date_to, raw_to = _date_param(query, "date_to")
     raw_cursor = query.get("cursor")
-    cursor = _decode_cursor(raw_cursor) if isinstance(raw_cursor, str) and raw_cursor else None
+    cursor = _decode_cursor(raw_cursor, offset) if isinstance(raw_cursor, str) and raw_cursor else None
     return PageRequest(offset, limit, date_from, date_to, cursor, raw_from, raw_to)
 
 
@@ -302,7 +309,7 @@ def page_headers(
             params["date_from"] = request.raw_date_from
         if request.raw_date_to is not None:
             params["date_to"] = request.raw_date_to
-        params["cursor"] = encode_cursor(last_key[0], last_key[1], total)
+        params["cursor"] = encode_cursor(last_key[0], last_key[1], total, next_offset)
         headers["Link"] = f'<{absolute_url(path)}?{urlencode(params)}>; rel="next"'
     return headers
 

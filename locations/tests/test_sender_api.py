@@ -5,6 +5,7 @@ GET /ocpi/2.2.1/cpo/locations and /ocpi/2.2.1/cpo/locations/{location_id}[/{evse
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
@@ -141,6 +142,23 @@ def test_a_location_added_while_paging_is_served_once_at_the_end(
         seen += ids(objects)
     assert seen == ["L1", "L2", "L3", "L4", "NEW"]
     assert headers["X-Total-Count"] == "5"
+
+
+def test_a_link_with_its_offset_lowered_is_served_from_that_offset(
+    emsp: httpx.Client, own_parties: list[Party], ocpi_base_url: str
+) -> None:
+    """transport_and_format, Paginated Response: when X-Total-Count shrinks, "redo the previous GET with the offset
+    lowered by 1". The Link's cursor must not override the offset the client asks for."""
+    for day in range(1, 6):
+        own_location(f"L{day}", last_updated=stamp(day))
+    link = page(emsp, limit=2)[1]["Link"]
+    query = parse_qs(urlsplit(link[1 : link.index(">")]).query)
+    assert query["offset"] == ["2"]
+
+    as_linked = {name: values[0] for name, values in query.items()}
+    assert ids(page(emsp, **as_linked)[0]) == ["L3", "L4"]
+    assert ids(page(emsp, **{**as_linked, "offset": "1"})[0]) == ["L2", "L3"]
+    assert ids(page(emsp, **{**as_linked, "offset": "4"})[0]) == ["L5"]
 
 
 def test_date_filters_apply_to_location_last_updated(
