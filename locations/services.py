@@ -6,6 +6,7 @@ never overwrites newer data, EVSEs are never deleted (REMOVED). Own side (admin,
 backends): the same writes, plus an outbox row per receiving partner in the same transaction.
 """
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -251,12 +252,16 @@ def _validated(type_name: str, data: Any, key: Key, *, partial: bool) -> dict[st
 
 
 _INT_MAX = 2**31 - 1  # the columns are 32-bit: a larger value is refused with 2001, never a database error
+_ALPHA3 = re.compile(r"[A-Z]{3}")  # Location.country: "ISO 3166-1 alpha-3 code" (mod_locations, Location object)
 
 
 def _rule_errors(type_name: str, data: dict[str, Any], path: str, out: list[str]) -> None:
     """Rules the field table cannot express (REFERENCE §6.4), on an already type-checked (partial) object."""
     prefix = f"{path}." if path else ""
     if type_name == "Location":
+        country = data.get("country")
+        if isinstance(country, str) and not _ALPHA3.fullmatch(country):
+            out.append(f"{prefix}country: must be an ISO 3166-1 alpha-3 code of 3 upper-case letters, e.g. NLD")
         if data.get("publish") is True and data.get("publish_allowed_to"):
             out.append(f"{prefix}publish_allowed_to: only allowed when publish is false")
         for index, entry in enumerate(data.get("publish_allowed_to") or []):

@@ -546,6 +546,9 @@ INVALID = [
         _set("images", [{"url": "https://i.example.com/a.png", "category": "LOGO", "type": "png"}]),
         "images[0].category",
     ),
+    # Location.country is an "ISO 3166-1 alpha-3 code" (mod_locations, Location object): not alpha-2, upper case
+    ("country-alpha-2", LOC, _set("country", "NL"), "country"),
+    ("country-lower-case", LOC, _set("country", "nld"), "country"),
     ("evse-without-connectors", EVS, _set("connectors", []), "connectors"),
     ("evse-connectors-missing", EVS, _set("connectors", ...), "connectors"),
     ("evse-id-too-long", EVS, _set("evse_id", "E" * 49), "evse_id"),
@@ -609,6 +612,7 @@ def test_a_patch_that_would_break_the_object_is_2001_and_changes_nothing(
                 "publish_allowed_to",
             ),
             ("too-long", LOC, {"name": "n" * 256}, "name"),
+            ("country-alpha-2", LOC, {"country": "BE"}, "country"),
             (
                 "evse-in-list-incomplete",
                 LOC,
