@@ -3,6 +3,7 @@ CPO party the request is for, paginated with Link / X-Total-Count / X-Limit, dat
 exclusive, served from the cached JSON."""
 
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -84,6 +85,20 @@ def test_offset_keeps_its_meaning(ocpi, ocpi_base_url, emsp):
 
     assert ids(response) == ["T1", "T2"]
     assert "offset=3" in response.headers["Link"]
+
+
+def test_a_link_with_another_offset_is_served_from_that_offset(ocpi, ocpi_base_url, emsp):
+    """The Link's cursor continues the page it was written for only; the spec's recovery when X-Total-Count
+    shrinks, "redo the previous GET with the offset lowered by 1" (transport_and_format), must get that offset."""
+    for n in range(4):
+        own_tariff(f"T{n}", last_updated=f"2024-01-0{n + 1}T00:00:00Z")
+    client = ocpi(emsp)
+    link = client.get(URL, params={"limit": 2}).headers["Link"]
+    query = dict(parse_qsl(urlsplit(link[1 : link.index(">")]).query))
+    assert query["offset"] == "2"
+
+    assert ids(client.get(URL, params=query)) == ["T2", "T3"]
+    assert ids(client.get(URL, params={**query, "offset": "1"})) == ["T1", "T2"]
 
 
 def test_date_from_is_inclusive_and_date_to_exclusive(ocpi, ocpi_base_url, emsp):
