@@ -95,8 +95,11 @@ def _cpo_location(routing: Routing, location_id: str) -> Location:
         owners |= Q(country_code__iexact=party.country_code, party_id__iexact=party.party_id)
     location = Location.objects.filter(owners, partner__isnull=True, ocpi_id__iexact=location_id).first()
     if location is None:
+        # HTTP 200: the request is valid JSON and addresses an existing resource (the commands endpoint; the location
+        # is only named in the body), so no HTTP error may be returned (status_codes); the OCPI status says 2003.
         raise UnknownLocation(
             f"Unknown location {location_id}",
+            http_status=200,
             data={"result": CommandResponseType.REJECTED, "timeout": 0, "message": display_text("Unknown location")},
         )
     return location

@@ -170,11 +170,27 @@ def test_get_is_not_allowed(ocpi: Any, emsp: tuple[Partner, str]) -> None:
     assert response.json()["status_code"] == 2000
 
 
-def test_unknown_location_is_2003_with_rejected(ocpi: Any, emsp: tuple[Partner, str], location: Any) -> None:
+@pytest.mark.parametrize(
+    ("command", "body"),
+    [
+        ("START_SESSION", start_session("http://127.0.0.1:1/cb", location_id="NOPE")),
+        ("RESERVE_NOW", reserve_now("http://127.0.0.1:1/cb", location_id="NOPE")),
+        (
+            "UNLOCK_CONNECTOR",
+            {"response_url": "http://127.0.0.1:1/cb", "location_id": "NOPE", "evse_uid": "LOC1-1", "connector_id": "1"},
+        ),
+    ],
+)
+def test_unknown_location_is_http_200_with_2003_and_rejected(
+    ocpi: Any, emsp: tuple[Partner, str], location: Any, command: str, body: dict[str, Any]
+) -> None:
+    """The request is valid JSON for an existing endpoint: no HTTP error (status_codes), 2003 in the envelope and a
+    REJECTED CommandResponse in `data`, as the spec's UNLOCK_CONNECTOR diagram shows."""
     _partner, token = emsp
-    status, answer = post(ocpi(token), "START_SESSION", start_session("http://127.0.0.1:1/cb", location_id="NOPE"))
-    assert (status, answer["status_code"]) == (404, 2003)
+    status, answer = post(ocpi(token), command, body)
+    assert (status, answer["status_code"]) == (200, 2003)
     assert answer["data"]["result"] == "REJECTED"
+    assert isinstance(answer["data"]["timeout"], int)
     assert not Command.objects.exists()
 
 
