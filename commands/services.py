@@ -232,14 +232,17 @@ def command_receive(*, partner: Partner, command_type: str, data: Any, routing: 
     if reservation is not None:
         target_location = reservation.location_id
     owner: Any = location or session or reservation  # whose CPO party the command is for
+    # The CPO party answering, for the CommandResult's routing headers: the owner's, else (a reservation we do not
+    # know) the party the request was addressed to, or our only CPO party.
+    cpo_party: Any = owner if owner is not None else _addressed_cpo_party(routing)
     command = Command.objects.create(
         direction=Command.Direction.RECEIVED,
         partner=partner,
         command_type=command_type,
         response_url=data["response_url"],
         request=data,
-        cpo_country_code=owner.country_code if owner is not None else "",
-        cpo_party_id=owner.party_id if owner is not None else "",
+        cpo_country_code=cpo_party.country_code if cpo_party is not None else "",
+        cpo_party_id=cpo_party.party_id if cpo_party is not None else "",
         emsp_country_code=emsp_cc[:2],
         emsp_party_id=emsp_pid[:3],
         location_id=target_location or "",
@@ -279,6 +282,12 @@ def command_receive(*, partner: Partner, command_type: str, data: Any, routing: 
 
         transaction.on_commit(lambda: enqueue(command_execute_task, command.pk))
     return command
+
+
+def _addressed_cpo_party(routing: Routing) -> Party | None:
+    """The own CPO party a request is addressed to (`OCPI-to-*`), or the only one we have; None when it is unclear."""
+    parties = list(own_parties_for_request(routing=routing, role=Role.CPO)[:2])
+    return parties[0] if len(parties) == 1 else None
 
 
 def _reservation_find(partner: Partner, routing: Routing, reservation_id: str) -> Reservation | None:

@@ -447,6 +447,23 @@ def test_reservations_are_isolated_per_emsp(
     assert Session.objects.get().status == "INVALID"
 
 
+def test_result_for_an_unknown_reservation_carries_the_routing_headers(
+    ocpi: Any, emsp: tuple[Partner, str], location: Any, callback: Any, httpserver: HTTPServer
+) -> None:
+    """The CommandResult is a request of a functional module: from our CPO party to the eMSP party (REFERENCE
+    §2.10), also when no reservation tells which of our parties it concerns."""
+    _partner, token = emsp
+
+    post(ocpi(token), "CANCEL_RESERVATION", {"response_url": callback(), "reservation_id": "NO-SUCH-RES"})
+    command = run(Command.objects.get().pk)
+
+    assert (command.result, command.result_delivery) == ("UNKNOWN_RESERVATION", "DELIVERED")
+    assert results(httpserver) == [{"result": "UNKNOWN_RESERVATION"}]
+    posted = httpserver.log[0][0].headers
+    assert (posted.get("OCPI-from-country-code"), posted.get("OCPI-from-party-id")) == ("NL", "OWN")
+    assert (posted.get("OCPI-to-country-code"), posted.get("OCPI-to-party-id")) == ("DE", "PRT")
+
+
 def test_reserved_driver_starts_on_the_reserved_evse(
     ocpi: Any, emsp: tuple[Partner, str], location: Any, callback: Any
 ) -> None:
