@@ -309,7 +309,9 @@ OCPI_PUSH_BATCH_SECONDS = env.float("OCPI_PUSH_BATCH_SECONDS", default=20.0)
 # ChargingProfiles (REFERENCE §12): seconds a sender is told to wait for the async result (ChargingProfileResponse
 # timeout), and the least time between two requests for the same session (quicker ones are answered TOO_OFTEN).
 OCPI_CHARGINGPROFILES_TIMEOUT = env.int("OCPI_CHARGINGPROFILES_TIMEOUT", default=30)
-OCPI_CHARGINGPROFILES_MIN_INTERVAL_SECONDS = env.float("OCPI_CHARGINGPROFILES_MIN_INTERVAL_SECONDS", default=2.0)
+# 0: no throttling. A CPO whose charge points refuse profiles sent too often sets the least interval per session; any
+# GET, PUT or DELETE for the session within it after an accepted one gets TOO_OFTEN.
+OCPI_CHARGINGPROFILES_MIN_INTERVAL_SECONDS = env.float("OCPI_CHARGINGPROFILES_MIN_INTERVAL_SECONDS", default=0.0)
 OCPI_PUSH_ORDER_DELAY_SECONDS = 0.5  # wait for an older change of the same object (or its parent) to go first
 # Sessions (REFERENCE §7): currency of an own session whose connector has no tariff (ISO 4217).
 OCPI_DEFAULT_CURRENCY = env("OCPI_DEFAULT_CURRENCY", default="EUR")
