@@ -90,7 +90,9 @@ def _exact_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise TypeError("not a finite number")
-        return orjson.Fragment(str(value))  # the digits as they are: no binary float in between
+        # the digits as they are (no binary float in between), never in exponent notation: str() writes 10 hours
+        # normalized as `1E+1` and a partner's 1e-07 as `1E-7`; OCPI numbers are plain decimals (types, number)
+        return orjson.Fragment(format(value, "f"))
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 

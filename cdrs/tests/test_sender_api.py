@@ -2,6 +2,8 @@
 calling partner's tokens, paginated with date filters, as stored (exact numbers)."""
 
 import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -9,6 +11,8 @@ import pytest
 from cdrs.tests.factories import own_cdr
 from conftest import make_partner
 from ocpi_core.constants import Role
+from sessions_app.services import session_start, session_stop, session_update
+from sessions_app.tests.factories import cdr_token, own_charging_location
 
 URL = "/ocpi/2.2.1/cpo/cdrs"
 
@@ -89,3 +93,40 @@ def test_routing_to_a_party_that_is_not_ours_answers_404(ocpi, emsp):
 def test_the_sender_answers_no_writes(ocpi, emsp):
     _, token = emsp
     assert ocpi(token).post(URL, json={}).status_code == 405
+
+
+def _own_session_of_ten_hours(periods: list[dict[str, Any]]) -> None:
+    """One of our own sessions for DE*PRT's token, 10 h long with the given charging periods, stopped (its CDR made)."""
+    start = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+    session = session_start(
+        location_id="LOC1",
+        evse_uid="EVSE1",
+        connector_id="1",
+        cdr_token=cdr_token("DE", "PRT"),
+        auth_method="WHITELIST",
+        session_id="S10H",
+        start=start,
+    )
+    for index, period in enumerate(periods):
+        session_update(session=session, kwh=Decimal(20), charging_period=period, at=start + timedelta(hours=index + 1))
+    session_stop(session=session, at=start + timedelta(hours=10))
+
+
+@pytest.mark.parametrize("tariff_ids", [(), ("T1",)], ids=["free", "priced"])
+def test_numbers_are_plain_decimals_never_in_exponent_notation(ocpi, emsp, tariff_ids):
+    """types, number: a JSON number with OCPI's decimals; 10 hours once went out as `1E+1` (a normalized Decimal)."""
+    own_charging_location(tariff_ids=tariff_ids)
+    _own_session_of_ten_hours([])
+    _, token = emsp
+
+    answer = ocpi(token).get(URL)
+
+    written: list[str] = []  # every non-integer number token as it was written
+
+    def number(text: str) -> Decimal:
+        written.append(text)
+        return Decimal(text)
+
+    (cdr,) = json.loads(answer.text, parse_float=number)["data"]
+    assert cdr["total_time"] == 10
+    assert [text for text in written if "e" in text.lower()] == []
