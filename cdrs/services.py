@@ -57,6 +57,10 @@ NORMAL_ID_MAX = 36  # a normal CDR id; 39 only leaves room for a credit suffix (
 CREDIT_SUFFIX = "-C"
 _HOUR = Decimal(3600)
 _INVALID = "INVALID"
+# CdrDimensionTypes marked "Session Only": they SHALL only be used in Sessions, never in a CDR (mod_cdrs,
+# CdrDimensionType). An average CURRENT/POWER is what the tariff engine reads as the period's min and max.
+SESSION_ONLY_DIMENSIONS = frozenset({"CURRENT", "ENERGY_EXPORT", "ENERGY_IMPORT", "POWER", "STATE_OF_CHARGE"})
+_AS_MIN_MAX = ("CURRENT", "POWER")
 
 
 class CdrConflict(InvalidParameters):
@@ -364,6 +368,25 @@ def cdr_location_from_snapshot(*, location: dict[str, Any], evse_uid: str, conne
     return out
 
 
+def _cdr_periods(periods: list[Any]) -> list[Any]:
+    """A session's charging periods as a CDR may carry them: without the session-only dimensions (an average CURRENT
+    or POWER becomes the period's MIN_ and MAX_ when those are absent, as the tariff engine priced it); a period left
+    with no dimension is dropped (ChargingPeriod.dimensions is `+`), the one before it then runs on."""
+    out: list[Any] = []
+    for period in periods:
+        dimensions = [d for d in period.get("dimensions") or [] if d.get("type") not in SESSION_ONLY_DIMENSIONS]
+        present = {d.get("type") for d in dimensions}
+        for dimension in period.get("dimensions") or []:
+            if dimension.get("type") in _AS_MIN_MAX:
+                for name in (f"MIN_{dimension['type']}", f"MAX_{dimension['type']}"):
+                    if name not in present:
+                        dimensions.append({"type": name, "volume": dimension["volume"]})
+                        present.add(name)
+        if dimensions:
+            out.append({**period, "dimensions": dimensions})
+    return out
+
+
 def _jsonable(value: Any) -> Any:
     """The audit breakdown as JSON: Decimals as strings (exact), datetimes as OCPI DateTimes."""
     if isinstance(value, dict):
@@ -380,8 +403,11 @@ def _jsonable(value: Any) -> Any:
 def _session_periods(session: Any, session_data: dict[str, Any], start: datetime, end: datetime) -> list[Any]:
     """The session's charging periods; one covering the whole session (its kWh and hours) when it has none."""
     periods: list[Any] = decimalize("ChargingPeriod", session_data.get("charging_periods") or [])
-    if periods:
-        return periods
+    return periods or _whole_session_period(session, start, end)
+
+
+def _whole_session_period(session: Any, start: datetime, end: datetime) -> list[Any]:
+    """One charging period covering the whole session: its kWh and hours."""
     hours = _hours((end - start).total_seconds())
     kwh = exact(session.kwh if session.kwh is not None else 0)
     return [
@@ -453,12 +479,13 @@ def cdr_generate(*, session: Any) -> Cdr | None:
             time_zone=snapshot.get("time_zone") or "UTC",
         )
         data["tariffs"] = [dict(tariff)]
-        data["charging_periods"] = priced.cdr_charging_periods() or periods
+        cdr_periods = _cdr_periods(priced.cdr_charging_periods() or periods)
+        data["charging_periods"] = cdr_periods or _whole_session_period(session, start, end)
         data.update({name: value for name, value in priced.cdr_totals().items() if value is not None})
         pricing = _jsonable(priced.as_dict())
     else:
         zero = {"excl_vat": Decimal(0), "incl_vat": Decimal(0)}
-        data["charging_periods"] = periods
+        data["charging_periods"] = _cdr_periods(periods) or _whole_session_period(session, start, end)
         data["total_cost"] = zero
         data["total_energy"] = exact(session.kwh if session.kwh is not None else 0)
         data["total_time"] = _hours((end - start).total_seconds())

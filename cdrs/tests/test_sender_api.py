@@ -130,3 +130,41 @@ def test_numbers_are_plain_decimals_never_in_exponent_notation(ocpi, emsp, tarif
     (cdr,) = json.loads(answer.text, parse_float=number)["data"]
     assert cdr["total_time"] == 10
     assert [text for text in written if "e" in text.lower()] == []
+
+
+@pytest.mark.parametrize("tariff_ids", [(), ("T1",)], ids=["free", "priced"])
+def test_session_only_dimensions_never_reach_a_cdr(ocpi, emsp, tariff_ids):
+    """mod_cdrs, CdrDimensionType: CURRENT, ENERGY_EXPORT, ENERGY_IMPORT, POWER and STATE_OF_CHARGE SHALL only be used
+    in Sessions. The session keeps them; its CDR carries the rest, an average power as the period's min and max, and
+    a period with nothing else is left out."""
+    own_charging_location(tariff_ids=tariff_ids)
+    dimensions = [
+        {"type": "ENERGY", "volume": Decimal(20)},
+        {"type": "STATE_OF_CHARGE", "volume": Decimal(80)},
+        {"type": "POWER", "volume": Decimal(11)},
+        {"type": "CURRENT", "volume": Decimal(16)},
+        {"type": "MAX_CURRENT", "volume": Decimal(17)},
+        {"type": "ENERGY_IMPORT", "volume": Decimal(20)},
+        {"type": "ENERGY_EXPORT", "volume": Decimal(0)},
+    ]
+    _own_session_of_ten_hours(
+        [
+            {"start_date_time": "2024-03-01T08:00:00Z", "dimensions": dimensions},
+            {"start_date_time": "2024-03-01T17:00:00Z", "dimensions": [{"type": "STATE_OF_CHARGE", "volume": 95}]},
+        ]
+    )
+    _, token = emsp
+
+    (cdr,) = ocpi(token).get(URL).json()["data"]
+    (session,) = ocpi(token).get("/ocpi/2.2.1/cpo/sessions").json()["data"]
+
+    assert [period["start_date_time"] for period in cdr["charging_periods"]] == ["2024-03-01T08:00:00Z"]
+    assert {d["type"]: d["volume"] for d in cdr["charging_periods"][0]["dimensions"]} == {
+        "ENERGY": 20,
+        "MAX_CURRENT": 17,
+        "MIN_POWER": 11,
+        "MAX_POWER": 11,
+        "MIN_CURRENT": 16,
+    }
+    assert len(session["charging_periods"]) == 2
+    assert session["charging_periods"][0]["dimensions"] == json.loads(json.dumps(dimensions, default=float))
