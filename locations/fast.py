@@ -23,7 +23,7 @@ from ocpi_core.constants import Role
 from ocpi_core.db import fast_fetch, fast_timestamp
 from ocpi_core.envelope import OcpiResponse, raw_data_response
 from ocpi_core.exceptions import UnknownLocation
-from ocpi_core.fastpath import fast_json_body, fast_partner_request, fast_route, with_routing
+from ocpi_core.fastpath import fast_json_body, fast_partner_request, fast_route
 from ocpi_core.hot import own_party_keys
 
 _TABLE = '"locations_location"'
@@ -121,7 +121,7 @@ def sender_list(request: HttpRequest) -> HttpResponse:
     data = b"[" + b",".join(row[2] for row in served) + b"]"
     last = (fast_timestamp(served[-1][0]), served[-1][1]) if served else None
     headers = pagination.page_headers(page, count, request.path, len(served), has_more, last, None)
-    return with_routing(raw_data_response(data, headers=headers), routing)
+    return raw_data_response(data, headers=headers)
 
 
 @fast_route("GET", r"^/ocpi/2\.2\.1/cpo/locations/(?P<location_id>[^/]+)/?$", allow="GET, HEAD")
@@ -138,7 +138,7 @@ def sender_object(request: HttpRequest, location_id: str) -> HttpResponse | None
         raise UnknownLocation(f"Unknown location {location_id}")
     if not rows[0][0]:
         return None  # no cached document (yet): the DRF view renders it from the rows
-    return with_routing(raw_data_response(rows[0][0]), routing)
+    return raw_data_response(rows[0][0])
 
 
 @fast_route(
@@ -151,9 +151,9 @@ def receiver_evse_patch(
     request: HttpRequest, country_code: str, party_id: str, location_id: str, evse_uid: str
 ) -> HttpResponse | None:
     """PATCH /ocpi/2.2.1/emsp/locations/{country_code}/{party_id}/{location_id}/{evse_uid} (EvseReceiverView)."""
-    auth, routing = fast_partner_request(request)
+    auth, _ = fast_partner_request(request)
     readable, data = fast_json_body(request)
     if not readable:
         return None
     location_patch(partner=auth.partner, key=Key(country_code, party_id, location_id, evse_uid, None), data=data)
-    return with_routing(OcpiResponse(), routing)
+    return OcpiResponse()

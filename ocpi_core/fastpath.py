@@ -28,7 +28,7 @@ from django.http import HttpRequest, HttpResponse
 
 from ocpi_core.authentication import PartnerAuth, authenticate_request, require_registered
 from ocpi_core.exceptions import OcpiError, ocpi_error_response
-from ocpi_core.hot import assert_addressed_here
+from ocpi_core.hot import assert_addressed_here, response_routing_headers
 from ocpi_core.routing import Routing, routing_from_request
 from ocpi_core.validation import body_problem
 
@@ -89,13 +89,14 @@ def fast_dispatch(request: HttpRequest) -> HttpResponse | None:
             continue
         try:
             response = handler(request, **match.groupdict())
-        except OcpiError as exc:  # as DRF's exception handler, with the routing headers once they were read
+        except OcpiError as exc:  # as DRF's exception handler
             response = ocpi_error_response(exc)
-            routing = getattr(request, "ocpi_routing", None)
-            if routing is not None:
-                with_routing(response, routing)
         if response is None:
             return None
+        routing = getattr(request, "ocpi_routing", None)
+        if routing is not None:  # as OcpiAPIView.finalize_response, once the headers were read
+            for name, value in response_routing_headers(request, routing).items():
+                response[name] = value
         for name, value in _common_headers().items():
             response.headers.setdefault(name, value)
         response.headers.setdefault("Allow", allow)
@@ -131,13 +132,6 @@ def fast_json_body(request: HttpRequest) -> tuple[bool, Any]:
     if body_problem(raw, data) is not None:  # DRF's parser answers it (2001)
         return False, None
     return True, data
-
-
-def with_routing(response: HttpResponse, routing: Routing) -> HttpResponse:
-    """The routing headers of the answer (REFERENCE §2.10), as OcpiAPIView.finalize_response sets them."""
-    for name, value in routing.response_headers().items():
-        response[name] = value
-    return response
 
 
 def routes() -> list[tuple[str, str]]:

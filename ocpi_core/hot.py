@@ -311,15 +311,55 @@ def partner_owns(*, partner: Partner | None, country_code: str, party_id: str) -
     platform, `None`, always; a hub relays for others; CiString comparison)."""
     if partner is None:
         return True
-    # Keyed by the partner row's updated_at too (read with the token): a credentials
-    # handshake in any process saves the partner with its new parties, so no process keeps the old ones.
+    parties = _parties_of(partner)
+    if any(role == Role.HUB for _, _, role in parties):
+        return True
+    wanted = (country_code.upper(), party_id.upper())
+    return any((cc, pid) == wanted for cc, pid, _ in parties)
+
+
+def _parties_of(partner: Partner) -> frozenset[tuple[str, str, str]]:
+    """(COUNTRY_CODE, PARTY_ID, role) of each of a partner's parties, cached. Keyed by the partner row's updated_at
+    too (read with the token): a credentials handshake in any process saves the partner with its new parties, so no
+    process keeps the old ones."""
     key = (partner.pk, partner.updated_at)
     parties = _partner_parties.get(key)
     if parties is MISSING:
         rows = partner.parties.values_list("country_code", "party_id", "role")
         parties = frozenset((cc.upper(), pid.upper(), role) for cc, pid, role in rows)
         _partner_parties.set(key, parties)
-    if any(role == Role.HUB for _, _, role in parties):
-        return True
-    wanted = (country_code.upper(), party_id.upper())
-    return any((cc, pid) == wanted for cc, pid, _ in parties)
+    return parties  # type: ignore[no-any-return]
+
+
+# The interface a functional module's URL serves, by its segment after the version (/ocpi/2.2.1/cpo/...): our role
+# there, and the roles of the parties that call it.
+_INTERFACES = {
+    "cpo": (Role.CPO, frozenset({Role.EMSP, Role.NSP, Role.NAP, Role.OTHER, Role.SCSP, Role.HUB})),
+    "emsp": (Role.EMSP, frozenset({Role.CPO, Role.HUB})),
+}
+
+
+def response_routing_headers(request: Any, routing: Routing) -> dict[str, str]:
+    """The routing headers of the answer to a functional module's request (REFERENCE §2.10, "Direct response": to the
+    requesting party, from the receiving party): the request's own, swapped. Where the request named no `to` (a
+    direct link, or open routing), `from` is our own party serving the URL's interface; where it named no `from`,
+    `to` is the calling partner's party in a role that calls that interface; each only when there is exactly one
+    (several: left out, rather than name the wrong one)."""
+    if routing.has_from and routing.has_to:
+        return routing.response_headers()
+    segments = request.path_info.split("/", 4)  # ['', 'ocpi', '2.2.1', 'cpo', ...]
+    interface = _INTERFACES.get(segments[3]) if len(segments) > 3 else None
+    if interface is None:
+        return routing.response_headers()
+    ours, callers = interface
+    answering = asking = None
+    if not routing.has_to:
+        keys = own_party_keys(routing=routing, role=ours)
+        if len(keys) == 1:
+            answering = (keys[0][0].upper(), keys[0][1].upper())
+    partner = getattr(request, "ocpi_partner", None)
+    if not routing.has_from and isinstance(partner, Partner):
+        candidates = {(cc, pid) for cc, pid, role in _parties_of(partner) if role in callers}
+        if len(candidates) == 1:
+            asking = next(iter(candidates))
+    return routing.response_headers(answering=answering, asking=asking)

@@ -30,13 +30,21 @@ class Routing:
     def has_to(self) -> bool:
         return bool(self.to_country_code and self.to_party_id)
 
-    def response_headers(self) -> dict[str, str]:
-        """Headers for the response: `to` and `from` swapped (the response goes back to the requesting party)."""
+    def response_headers(
+        self, *, answering: tuple[str, str] | None = None, asking: tuple[str, str] | None = None
+    ) -> dict[str, str]:
+        """Headers for the response: `to` and `from` swapped (the response goes back to the requesting party). Where
+        the request named no `to` (a direct link, or open routing), `answering` is the `from` of the answer: the
+        party that answers; where it named no `from`, `asking` is its `to`: the party that asked (both when known)."""
         headers = {}
         if self.has_from:
             headers[TO_COUNTRY], headers[TO_PARTY] = self.from_country_code, self.from_party_id
+        elif asking is not None:
+            headers[TO_COUNTRY], headers[TO_PARTY] = asking
         if self.has_to:
             headers[FROM_COUNTRY], headers[FROM_PARTY] = self.to_country_code, self.to_party_id
+        elif answering is not None:
+            headers[FROM_COUNTRY], headers[FROM_PARTY] = answering
         return headers
 
 

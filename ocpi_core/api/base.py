@@ -14,7 +14,7 @@ from ocpi_core.authentication import IsRegisteredPartner, OcpiTokenAuthenticatio
 from ocpi_core.constants import CONFIGURATION_MODULES
 from ocpi_core.envelope import dumps
 from ocpi_core.exceptions import InvalidParameters, ocpi_exception_handler
-from ocpi_core.hot import assert_addressed_here
+from ocpi_core.hot import assert_addressed_here, response_routing_headers
 from ocpi_core.routing import Routing, routing_from_request
 from ocpi_core.validation import body_problem
 
@@ -92,6 +92,6 @@ class OcpiAPIView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         routing = getattr(self, "routing", None)
         if routing is not None and not self.is_configuration:
-            for name, value in routing.response_headers().items():
+            for name, value in response_routing_headers(request, routing).items():
                 response[name] = value
         return response
