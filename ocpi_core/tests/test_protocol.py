@@ -414,7 +414,9 @@ def test_a_request_addressed_to_a_party_we_do_not_host_is_404(ocpi, registered_p
 
 @probe_urls
 def test_open_routing_request_gets_only_the_to_pair_back(ocpi, registered_partner):
-    """Open routing omits `to` (REFERENCE §2.10); the answer addresses the requesting party only."""
+    """Open routing omits `to` (REFERENCE §2.10). The probe's URL serves neither the cpo/ nor the emsp/ interface, so
+    no own party can be named as the one answering: the answer addresses the requesting party only (for those
+    interfaces, see test_routing_answers)."""
     _, token = registered_partner
     headers = {"OCPI-from-country-code": "DE", "OCPI-from-party-id": "PRT"}
 
