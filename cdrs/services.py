@@ -565,6 +565,21 @@ def _delivered(*, delivery: Delivery, result: OcpiResult) -> None:
         ).update(receiver_location=location[:512])
 
 
+def _addressee(*, country_code: str, party_id: str, object_path: str) -> tuple[str, str] | None:
+    """The eMSP party an own CDR is POSTed to: its token's owner (None when the CDR is gone)."""
+    owner = (
+        Cdr.objects.filter(
+            partner__isnull=True,
+            country_code__lower=country_code.lower(),
+            party_id__lower=party_id.lower(),
+            ocpi_id__lower=object_path.lower(),
+        )
+        .values_list("token_country_code", "token_party_id")
+        .first()
+    )
+    return (owner[0], owner[1]) if owner is not None else None
+
+
 def _upsert_from_pull(*, partner: Partner, data: Any) -> tuple[str, str, str]:
     """One CDR of a CPO partner's Sender list: stored like a POST from that partner."""
     if not isinstance(data, dict):  # a list item, not a request body (cdr_validate would say "body: ...")
@@ -586,6 +601,7 @@ def register_push_and_pull() -> None:
             receiver_roles=(Role.EMSP, Role.HUB),
             render=_render_for_push,
             delivered=_delivered,
+            addressee=_addressee,
         )
     )
     pull_module_register(PullModule(module=ModuleID.CDRS, upsert=_upsert_from_pull, remove_missing=_remove_missing))

@@ -73,6 +73,10 @@ class PushModule:
     delivered: Callable[..., None] | None = None
     # optional: what `render` gives, for several objects at once (used by the batches; `render` stays the reference)
     render_many: BatchRenderer | None = None
+    # optional: addressee(country_code=, party_id=, object_path=) -> (country_code, party_id) of the party the object
+    # is for (OCPI-to-*), e.g. the token's eMSP of a session or CDR; None (or no callable): the partner's first party
+    # with one of `receiver_roles`
+    addressee: Callable[..., tuple[str, str] | None] | None = None
 
 
 _MODULES: dict[str, PushModule] = {}
@@ -424,14 +428,22 @@ def _wake_waiting(delivery: Delivery) -> tuple[int, ...]:
 _WAKE_LIMIT = 500  # more than that waiting behind one delivery: the rest wait for their own time or the sweep
 
 
-def _routing(partner: Partner, delivery: Delivery, receiver_roles: tuple[str, ...]) -> Routing:
-    """from = the owner of the object (our party); to = the partner's party that receives the module."""
-    to = next((p for p in partner.parties.all() if p.role in receiver_roles), None)
+def _routing(partner: Partner, delivery: Delivery, spec: PushModule) -> Routing:
+    """from = the owner of the object (our party); to = the party the object is for (the token's eMSP of a session
+    or CDR), else the partner's party that receives the module (REFERENCE §2.10: to = the receiving party)."""
+    addressee = (
+        spec.addressee(country_code=delivery.country_code, party_id=delivery.party_id, object_path=delivery.object_path)
+        if spec.addressee is not None
+        else None
+    )
+    if addressee is None:
+        to = next((p for p in partner.parties.all() if p.role in spec.receiver_roles), None)
+        addressee = (to.country_code, to.party_id) if to else ("", "")
     return Routing(
         from_country_code=delivery.country_code,
         from_party_id=delivery.party_id,
-        to_country_code=to.country_code if to else "",
-        to_party_id=to.party_id if to else "",
+        to_country_code=addressee[0],
+        to_party_id=addressee[1],
     )
 
 
@@ -615,7 +627,7 @@ def _deliver_claimed(
     if spec is None or endpoint is None:
         return _finish(delivery, Delivery.Status.FAILED, last_error=f"Partner offers no {delivery.module} receiver")
 
-    routing = _routing(partner, delivery, spec.receiver_roles)
+    routing = _routing(partner, delivery, spec)
     if holds is not None and routing in holds:
         hold = holds[routing]
     else:

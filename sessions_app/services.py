@@ -696,6 +696,21 @@ def _render_for_push(
     return doc
 
 
+def _addressee(*, country_code: str, party_id: str, object_path: str) -> tuple[str, str] | None:
+    """The eMSP party an own session is pushed to: its token's owner (None when the session is gone)."""
+    owner = (
+        Session.objects.filter(
+            partner__isnull=True,
+            country_code__lower=country_code.lower(),
+            party_id__lower=party_id.lower(),
+            ocpi_id__lower=object_path.lower(),
+        )
+        .values_list("token_country_code", "token_party_id")
+        .first()
+    )
+    return (owner[0], owner[1]) if owner is not None and owner[0] and owner[1] else None
+
+
 def _upsert_from_pull(*, partner: Partner, data: Any) -> tuple[str, str, str]:
     """One Session from a partner CPO's Sender list: stored like a PUT from that partner."""
     if not isinstance(data, dict):
@@ -712,7 +727,12 @@ def _remove_missing(*, partner: Partner, keep: set[tuple[str, str, str]]) -> int
 
 def register_push_and_pull() -> None:
     push_module_register(
-        PushModule(module=ModuleID.SESSIONS, receiver_roles=(Role.EMSP, Role.SCSP, Role.HUB), render=_render_for_push)
+        PushModule(
+            module=ModuleID.SESSIONS,
+            receiver_roles=(Role.EMSP, Role.SCSP, Role.HUB),
+            render=_render_for_push,
+            addressee=_addressee,
+        )
     )
     pull_module_register(PullModule(module=ModuleID.SESSIONS, upsert=_upsert_from_pull, remove_missing=_remove_missing))
 

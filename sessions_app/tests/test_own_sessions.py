@@ -2,17 +2,20 @@
 the `session_completed` signal, and the push to exactly the eMSP that owns the token (outbox rows here, and a real
 Celery worker consuming from Redis delivering to a partner served over local HTTP)."""
 
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
-from conftest import make_partner
+from conftest import envelope_body, make_partner
 from ocpi_core.constants import Role
 from ocpi_core.exceptions import InvalidParameters, UnknownLocation
 from ocpi_core.models import Delivery, Partner, PartnerEndpoint
-from ocpi_core.push import push_module
+from ocpi_core.push import outbox_deliver, push_module
 from ocpi_core.tests.test_tasks import redis_broker  # noqa: F401  (a fixture)
 from sessions_app.models import Session
 from sessions_app.services import session_start, session_stop, session_token_partner, session_update
@@ -217,3 +220,36 @@ def test_worker_delivers_start_update_stop_to_the_token_owner(server: PartnerSer
     assert got[2].body["status"] == "COMPLETED"
     assert "end_date_time" in got[2].body
     assert got[0].headers.get("OCPI-to-party-id") == "PRT"
+
+
+def test_push_is_addressed_to_the_token_owner_among_the_partners_emsp_parties(
+    location: Any, httpserver: HTTPServer
+) -> None:
+    """A partner platform hosting several eMSP parties: the session (and its CDR) go to the one owning the token,
+    and OCPI-to-* name that party, not the partner's first eMSP party (REFERENCE §2.10: to = receiving party)."""
+    httpserver.expect_request(re.compile(".*")).respond_with_response(
+        Response(envelope_body(), 200, mimetype="application/json")
+    )
+    partner, _ = make_partner(name="multi", roles=(("DE", "AAA", Role.EMSP), ("DE", "PRT", Role.EMSP)))
+    for module in ("sessions", "cdrs"):
+        PartnerEndpoint.objects.create(
+            partner=partner, identifier=module, role="RECEIVER", url=httpserver.url_for(f"/ocpi/2.2.1/{module}")
+        )
+    Delivery.objects.all().delete()  # the location's own pushes
+
+    session = start(party=("DE", "PRT"))
+    session_update(session=session, kwh=Decimal("2"))
+    session_stop(session=session)
+    for delivery in Delivery.objects.filter(status=Delivery.Status.PENDING).order_by("pk"):
+        outbox_deliver(delivery_id=delivery.pk)
+
+    sent = [(request.method, request.path.rsplit("/", 1)[-1]) for request, _ in httpserver.log]
+    assert sent == [("PUT", "S1"), ("POST", "cdrs")]  # the PATCHes merged into the undelivered PUT
+    for request, _ in httpserver.log:
+        routing = {name.lower(): value for name, value in request.headers.items() if name.lower().startswith("ocpi-")}
+        assert routing == {
+            "ocpi-from-country-code": "NL",
+            "ocpi-from-party-id": "OWN",
+            "ocpi-to-country-code": "DE",
+            "ocpi-to-party-id": "PRT",
+        }
