@@ -17,11 +17,12 @@ from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from ocpi_core.client import OcpiClient, PartnerCallError
-from ocpi_core.constants import InterfaceRole
+from ocpi_core.constants import InterfaceRole, Role
 from ocpi_core.envelope import format_datetime
 from ocpi_core.exceptions import InvalidParameters, OcpiError
 from ocpi_core.metrics import sync_finished
-from ocpi_core.models import Partner, SyncRun, SyncState
+from ocpi_core.models import Partner, Party, SyncRun, SyncState
+from ocpi_core.routing import Routing
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class PullModule:
     upsert: Callable[..., Any]
     remove_missing: Callable[..., int]
     key: Callable[[Any], Any] = ocpi_object_key
+    sender_role: str = Role.CPO  # the partner's party serving the list (OCPI-to-*)
+    receiver_role: str = Role.EMSP  # our party asking for it (OCPI-from-*)
 
 
 _MODULES: dict[str, PullModule] = {}
@@ -94,6 +97,19 @@ def _acquire(partner: Partner, module: str) -> SyncState:
         state.running_since = now
         state.save(update_fields=["running_since"])
     return state
+
+
+def _routing(partner: Partner, spec: PullModule) -> Routing:
+    """Routing headers of a Sender list GET (REFERENCE §2.10): from = our party receiving the module, to = the
+    partner's party serving it, or the hub ("GET All via hub"). A side with several such parties leaves its pair out
+    (one pull asks for all of them; naming one could narrow the list to it)."""
+
+    def single(parties: list[Party]) -> tuple[str, str]:
+        return (parties[0].country_code, parties[0].party_id) if len(parties) == 1 else ("", "")
+
+    ours = single(list(Party.objects.filter(partner__isnull=True, role=spec.receiver_role)))
+    theirs = list(partner.parties.filter(role=spec.sender_role)) or list(partner.parties.filter(role=Role.HUB))
+    return Routing(*ours, *single(theirs))
 
 
 def _describe(spec: PullModule, data: Any, page: int, index: int) -> str:
@@ -135,7 +151,7 @@ def sync_run(*, partner: Partner, module: str, full: bool = False) -> SyncRun:
         if partner.status != Partner.Status.REGISTERED or endpoint is None:
             raise InvalidParameters(f"{partner} is not registered or offers no {module} sender")
         params = {"date_from": format_datetime(incremental_from)} if incremental_from else {}
-        client = OcpiClient.for_partner(partner)
+        client = OcpiClient.for_partner(partner, routing=_routing(partner, spec))
         seen: set[Any] = set()
         for page in client.iter_pages(endpoint, params=params, limit=partner.page_size):
             run.pages += 1

@@ -765,5 +765,12 @@ def register_push_and_pull() -> None:
         PushModule(module=ModuleID.TOKENS, receiver_roles=(Role.CPO, Role.HUB), render=_render_for_push)
     )
     pull_module_register(
-        PullModule(module=ModuleID.TOKENS, upsert=_upsert_from_pull, remove_missing=_invalidate_missing, key=_pull_key)
+        PullModule(
+            module=ModuleID.TOKENS,
+            upsert=_upsert_from_pull,
+            remove_missing=_invalidate_missing,
+            key=_pull_key,
+            sender_role=Role.EMSP,
+            receiver_role=Role.CPO,
+        )
     )

@@ -527,6 +527,7 @@ class SenderPartner:
     html: bool = False
     on_request: Callable[[int], None] | None = None
     requests: list[dict[str, str]] = field(default_factory=list)
+    routing: list[dict[str, str]] = field(default_factory=list)  # the OCPI-from/to-* headers of each list request
     stray: list[str] = field(default_factory=list)
 
     @property
@@ -552,6 +553,7 @@ class SenderPartner:
             return _json(envelope_body(status_code=2000, message="Unknown URL"), 404)
         args = dict(request.args)
         self.requests.append(args)
+        self.routing.append({k.lower(): v for k, v in request.headers.items() if k.lower().startswith("ocpi-")})
         if self.on_request is not None:
             self.on_request(len(self.requests))
         if request.headers.get("Authorization") != auth_header(self.accepted_token):
@@ -701,6 +703,37 @@ def test_first_sync_follows_links_over_every_page_and_stores_every_object(case, 
     assert (state.running_since, state.last_full_at) == (None, None)
     assert state.last_success_at is not None
     assert before <= state.last_success_at <= run.started_at
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", CASES)
+def test_every_page_is_asked_for_with_routing_headers_from_our_party_to_the_partners(case, sender):
+    """Pull GETs belong to functional modules: OCPI-from-* name our party receiving the module (our eMSP; our CPO
+    for tokens), OCPI-to-* the partner's party serving the list (REFERENCE §2.2, §2.10)."""
+    partner = sender(case, count=9)
+
+    sync_run(partner=partner.partner, module=case.module)
+
+    ours = ("NL", "OWN") if case.role == Role.EMSP else ("NL", "OWE")
+    expected = {
+        "ocpi-from-country-code": ours[0],
+        "ocpi-from-party-id": ours[1],
+        "ocpi-to-country-code": OWNER[0],
+        "ocpi-to-party-id": OWNER[1],
+    }
+    assert partner.routing == [expected] * 3
+
+
+@pytest.mark.django_db
+def test_a_pull_from_a_hub_is_addressed_to_the_hub(sender):
+    """GET All via a hub: OCPI-to-* name the hub (REFERENCE §2.10)."""
+    partner = sender(LOCATIONS, count=2)
+    partner.partner.parties.update(role=Role.HUB)
+
+    sync_run(partner=partner.partner, module=LOCATIONS.module)
+
+    assert partner.routing[0]["ocpi-to-party-id"] == OWNER[1]
+    assert partner.routing[0]["ocpi-from-party-id"] == "OWE"
 
 
 @pytest.mark.django_db
