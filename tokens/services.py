@@ -484,11 +484,16 @@ def _ask_emsp(
     if endpoint is None:
         raise _Unreachable(f"{partner} offers no tokens SENDER endpoint")
     url = f"{endpoint.rstrip('/')}/{quote(key.uid, safe='')}/authorize"
+    to = (key.country_code, key.party_id) if has_owner else ("", "")
+    if not has_owner:  # owner unknown: the partner's eMSP party when it has just one, else open routing (a hub)
+        emsps = [p for p in partner.parties.all() if p.role == Role.EMSP]
+        if len(emsps) == 1:
+            to = (emsps[0].country_code, emsps[0].party_id)
     routing = Routing(
         from_country_code=from_party.country_code if from_party else "",
         from_party_id=from_party.party_id if from_party else "",
-        to_country_code=key.country_code if has_owner else "",
-        to_party_id=key.party_id if has_owner else "",
+        to_country_code=to[0],
+        to_party_id=to[1],
     )
     client = OcpiClient.for_partner(partner, routing=routing)
     try:

@@ -164,3 +164,16 @@ def test_own_tokens_are_decided_locally_with_a_reference(httpserver, emsp):
     assert needs_location.allowed == "NOT_ALLOWED"
     assert elsewhere.allowed == "NOT_ALLOWED"
     assert httpserver.log == []
+
+
+def test_a_token_of_unknown_owner_is_asked_of_the_emsp_party_the_partner_hosts(httpserver, emsp):
+    """Without the token's owner, the request is still addressed to the receiving party when the partner has a
+    single eMSP party (REFERENCE §2.10: to = receiving party; open routing, `to` left out, is for hubs)."""
+    seen = answer(httpserver, info("ALLOWED", authorization_reference="REF-5"))
+
+    outcome = authorize_token(uid="0AFF0001", location_id="LOC1")
+
+    assert (outcome.allowed, outcome.source) == ("ALLOWED", "realtime")
+    request = seen[0]
+    assert (request.headers["OCPI-from-country-code"], request.headers["OCPI-from-party-id"]) == ("NL", "OWN")
+    assert (request.headers["OCPI-to-country-code"], request.headers["OCPI-to-party-id"]) == ("DE", "PRT")
