@@ -596,7 +596,6 @@ def command_send(
     )
     body = {"response_url": command.response_url, **{k: v for k, v in data.items() if v not in (None, "")}}
     validate(REQUEST_TYPES[command_type], body)
-    token = body.get("token") or {}
     command.request = body
     command.location_id = body.get("location_id", "")
     command.evse_uid = body.get("evse_uid", "")
@@ -604,15 +603,11 @@ def command_send(
     command.session_id = body.get("session_id", "")
     command.reservation_id = body.get("reservation_id", "")
     command.authorization_reference = body.get("authorization_reference", "")
-    command.emsp_country_code = emsp.country_code if emsp else str(token.get("country_code", ""))[:2]
-    command.emsp_party_id = emsp.party_id if emsp else str(token.get("party_id", ""))[:3]
-    cpo = partner.parties.filter(role=Role.CPO).order_by("pk").first()
-    if cpo is not None:
-        command.cpo_country_code, command.cpo_party_id = cpo.country_code, cpo.party_id
+    command.emsp_country_code, command.emsp_party_id = _command_emsp(partner, body, emsp)
+    command.cpo_country_code, command.cpo_party_id = _command_cpo(partner, body)
     command.save()
-    routing = None
-    if cpo is not None and command.emsp_country_code:
-        routing = Routing(command.emsp_country_code, command.emsp_party_id, cpo.country_code, cpo.party_id)
+    # from = our eMSP party, to = the CPO party the command is for; no such CPO party (a hub): open routing
+    routing = Routing(command.emsp_country_code, command.emsp_party_id, command.cpo_country_code, command.cpo_party_id)
     now = timezone.now()
     try:
         answer = OcpiClient.for_partner(partner).post(f"{base.rstrip('/')}/{command_type}", json=body, routing=routing)
@@ -638,6 +633,53 @@ def command_send(
     )
     command.refresh_from_db()
     return command
+
+
+def _command_emsp(partner: Partner, body: dict[str, Any], emsp: Party | None) -> tuple[str, str]:
+    """Our eMSP party sending a command: the one chosen, else the token's, else the token owner of the partner's
+    session (STOP_SESSION), else our first eMSP party."""
+    from sessions_app.models import Session
+
+    if emsp is not None:
+        return emsp.country_code, emsp.party_id
+    token = body.get("token") or {}
+    if token.get("country_code") and token.get("party_id"):
+        return str(token["country_code"])[:2], str(token["party_id"])[:3]
+    if body.get("session_id"):
+        owner = (
+            Session.objects.filter(partner=partner, ocpi_id__lower=str(body["session_id"]).lower())
+            .exclude(token_country_code="")
+            .values_list("token_country_code", "token_party_id")
+            .first()
+        )
+        if owner is not None:
+            return owner[0], owner[1]
+    own = Party.objects.filter(partner__isnull=True, role=Role.EMSP).order_by("pk").first()
+    return (own.country_code, own.party_id) if own is not None else ("", "")
+
+
+def _command_cpo(partner: Partner, body: dict[str, Any]) -> tuple[str, str]:
+    """The partner's CPO party a command is for: the owner of the location or session it names (as we hold them),
+    else the partner's first CPO party; ('', '') for a hub (it routes on the content)."""
+    from sessions_app.models import Session
+
+    owner = None
+    if body.get("location_id"):
+        owner = (
+            Location.objects.filter(partner=partner, ocpi_id__lower=str(body["location_id"]).lower())
+            .values_list("country_code", "party_id")
+            .first()
+        )
+    elif body.get("session_id"):
+        owner = (
+            Session.objects.filter(partner=partner, ocpi_id__lower=str(body["session_id"]).lower())
+            .values_list("country_code", "party_id")
+            .first()
+        )
+    if owner is not None:
+        return owner[0], owner[1]
+    cpo = partner.parties.filter(role=Role.CPO).order_by("pk").first()
+    return (cpo.country_code, cpo.party_id) if cpo is not None else ("", "")
 
 
 @transaction.atomic

@@ -14,7 +14,13 @@ from commands.models import Command
 from commands.services import command_watchdog
 from commands.tests.factories import token_data
 from conftest import envelope_body, make_partner
+from locations.services import Key as LocationKey
+from locations.services import location_put
+from locations.tests.factories import location_data
 from ocpi_core.models import Partner, PartnerEndpoint, Party
+from sessions_app.services import Key as SessionKey
+from sessions_app.services import session_put
+from sessions_app.tests.factories import session_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -131,3 +137,41 @@ def test_sent_command_without_result_is_marked_timed_out(
 
 def test_platform_api_needs_staff(cpo: tuple[Partner, str]) -> None:
     assert Client().get("/api/commands/").status_code == 401
+
+
+def test_a_command_without_token_is_still_routed_from_our_emsp_to_the_cpo_owning_the_object(
+    staff: Client, own_parties: list[Party], httpserver: HTTPServer
+) -> None:
+    """STOP_SESSION and UNLOCK_CONNECTOR carry no token: the request still names our eMSP party (OCPI-from-*) and
+    the partner's CPO party owning the session or location (OCPI-to-*), not its first CPO party (REFERENCE §2.10)."""
+    partner, _ = make_partner(
+        name="cpo", roles=(("DE", "AAA", "CPO"), ("DE", "CPX", "CPO")), base_url=httpserver.url_for("/ocpi")
+    )
+    PartnerEndpoint.objects.create(
+        partner=partner, identifier="commands", role="RECEIVER", url=httpserver.url_for("/ocpi/2.2.1/commands")
+    )
+    session_put(partner=partner, key=SessionKey("DE", "CPX", "SES1"), data=session_data("SES1", party_id="CPX"))
+    location_put(
+        partner=partner,
+        key=LocationKey("DE", "CPX", "LOC7"),
+        data=location_data("LOC7", country_code="DE", party_id="CPX"),
+    )
+    for command_type in ("STOP_SESSION", "UNLOCK_CONNECTOR"):
+        httpserver.expect_request(f"/ocpi/2.2.1/commands/{command_type}", method="POST").respond_with_data(
+            envelope_body({"result": "ACCEPTED", "timeout": 30}), content_type="application/json"
+        )
+
+    stop = _send(staff, partner, command_type="STOP_SESSION", token=None, session_id="SES1")
+    unlock = _send(
+        staff, partner, command_type="UNLOCK_CONNECTOR", token=None, location_id="LOC7", evse_uid="E1", connector_id="1"
+    )
+
+    assert (stop.status_code, unlock.status_code) == (201, 201), (stop.content, unlock.content)
+    for request, _ in httpserver.log:
+        routing = {name.lower(): value for name, value in request.headers.items() if name.lower().startswith("ocpi-")}
+        assert routing == {
+            "ocpi-from-country-code": "NL",
+            "ocpi-from-party-id": "OWE",
+            "ocpi-to-country-code": "DE",
+            "ocpi-to-party-id": "CPX",
+        }
