@@ -41,9 +41,7 @@ def test_a_direct_request_without_routing_headers_gets_both_pairs(ocpi: Any, reg
 
 
 @pytest.mark.parametrize("url", CPO_URLS[:2])
-def test_an_open_routing_request_is_answered_from_the_party_that_answers(
-    ocpi: Any, registered_partner: Any, url: str
-):
+def test_an_open_routing_request_is_answered_from_the_party_that_answers(ocpi: Any, registered_partner: Any, url: str):
     _, token = registered_partner
     headers = {"OCPI-from-country-code": "de", "OCPI-from-party-id": "prt"}
 
