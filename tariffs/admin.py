@@ -9,7 +9,7 @@ outbox rows; a tariff that one of our connectors still lists cannot be deleted.
 """
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -43,7 +43,11 @@ _WEEKDAYS, _WEEKEND = frozenset(_WEEK[:5]), frozenset(_WEEK[5:])
 def money(currency: str, amount: Any) -> str:
     """€0.25, €0.1234, CHF 1.00: at least two decimals, every significant one kept (no rounding of money)."""
     value = exact(amount)
-    text = f"{value.quantize(Decimal('0.01'))}" if value == value.quantize(Decimal("0.01")) else f"{value.normalize()}"
+    try:
+        cents = value.quantize(Decimal("0.01"))
+    except InvalidOperation:  # more digits than the decimal context holds (e.g. 1E+999): shown as it is
+        cents = None
+    text = f"{cents}" if cents is not None and value == cents else f"{value.normalize()}"
     symbol = _SYMBOLS.get(currency)
     return f"{symbol}{text}" if symbol else f"{currency} {text}"
 
@@ -175,7 +179,13 @@ class ExactJSONFormField(forms.CharField):
 
 
 def _pretty(value: Any) -> str:
-    return orjson.dumps(orjson.loads(dumps_exact(value)), option=orjson.OPT_INDENT_2).decode() if value else ""
+    if not value:
+        return ""
+    text = dumps_exact(value).decode()
+    try:
+        return orjson.dumps(orjson.loads(text), option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONDecodeError:  # a number beyond a double (1e999): the exact text, not indented
+        return text
 
 
 class TariffAdminForm(forms.ModelForm):

@@ -309,6 +309,24 @@ def test_money_keeps_every_significant_digit():
     assert money("SEK", Decimal("3.10")) == "SEK 3.10"
 
 
+def test_money_of_a_number_too_long_for_cents_is_shown_as_it_is():
+    assert money("EUR", Decimal("1E+999")) == "€1E+999"
+
+
+def test_a_tariff_with_a_huge_price_keeps_its_list_and_page_rendering(admin_client, receiver):
+    """A price with more digits than the decimal context (1e999, valid JSON and a valid OCPI number) once made the
+    price summary raise InvalidOperation: a 500 on the tariffs list for everyone, and on the failed form's page."""
+    response = admin_client.post(ADD, form_data(max_price='{"excl_vat": 1e999, "incl_vat": 1e999}'))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    tariff = Tariff.objects.get(ocpi_id="ADM1")
+
+    assert "max €1E+999 per session" in admin_client.get(CHANGELIST).content.decode()
+    assert admin_client.get(change_url(tariff)).status_code == 200
+    response = admin_client.post(change_url(tariff), form_data(elements="[]"))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors
+
+
 def test_summary_of_the_spec_examples():
     assert _summary(example("tariff_10_025kwh_parking_start.json")) == (
         "€0.50 start · €0.25/kWh · €2.00/h parking (per 15 min)"
