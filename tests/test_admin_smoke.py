@@ -49,3 +49,20 @@ def test_admin_pages_of_every_model_open(admin_client: Any, demo_data: None, mod
     change = _url(model, "change", row.pk) if row is not None else None
     if change:
         assert admin_client.get(change).status_code == 200
+
+
+def test_every_page_has_an_icon_and_starts_with_the_navigation_sidebar_closed(
+    admin_client: Any, client: Any, db: None
+) -> None:
+    """templates/admin/base_site.html: no /favicon.ico request (a 404 in the browser's console on every first page),
+    and the sidebar closed until opened (open, it left a changelist 750 of 1400 px and hid its last columns)."""
+    pages = [
+        admin_client.get(reverse("admin:index")),
+        admin_client.get(reverse("admin:ocpi_core_trafficlog_changelist")),
+        client.get(reverse("admin:login")),  # the login page, before anyone is logged in
+    ]
+    for response in pages:
+        url, content = response.request["PATH_INFO"], response.content.decode()
+        assert '<link rel="icon" href="data:,">' in content, url
+        assert 'localStorage.setItem("django.admin.navSidebarIsOpen", "false")' in content, url
+        assert "OCPI platform back-office" in content, url  # Django's own base_site still renders the header
