@@ -596,7 +596,10 @@ class TrafficLogAdmin(admin.ModelAdmin):
 
     @admin.display(description="url")
     def url_short(self, obj: TrafficLog) -> SafeString:
-        return format_html('<span title="{}">{}</span>', obj.url, Truncator(obj.url).chars(80))
+        # a URL has no spaces: let it break anywhere, or its column pushes HTTP and OCPI status out of a 1400 px view
+        return format_html(
+            '<span title="{}" style="overflow-wrap:anywhere">{}</span>', obj.url, Truncator(obj.url).chars(80)
+        )
 
     @admin.display(description="OCPI status", ordering="ocpi_status_code")
     def ocpi_status(self, obj: TrafficLog) -> SafeString | str:
