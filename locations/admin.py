@@ -113,6 +113,15 @@ class EnumListField(forms.TypedMultipleChoiceField):
         return value or []
 
 
+class OneLineJSONField(OcpiJSONField):
+    """A short JSON list (a connector's tariff_ids) on one line: indented, a one-row textarea showed only "["."""
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return "" if value is None else orjson.dumps(value).decode()
+
+
 def _enum_select(enum: str, *, required: bool = True) -> forms.TypedChoiceField:
     choices = _choices(enum)
     if not required:
@@ -330,7 +339,7 @@ class ConnectorForm(OcpiModelForm):
     standard = _enum_select("ConnectorType")
     format = _enum_select("ConnectorFormat")
     power_type = _enum_select("PowerType")
-    tariff_ids = OcpiJSONField(required=False, rows=1, cols=24, help_text='JSON list, e.g. ["T1", "T2"]')
+    tariff_ids = OneLineJSONField(required=False, rows=1, cols=24, help_text='JSON list, e.g. ["T1", "T2"]')
 
     class Meta:
         model = Connector
@@ -345,6 +354,14 @@ class ConnectorForm(OcpiModelForm):
             "tariff_ids",
             "terms_and_conditions",
         )
+        # Sized for a row of the EVSE page's connector table: the admin's 20em inputs made it 1900 px wide.
+        widgets = {
+            "ocpi_id": forms.TextInput(attrs={"size": 6}),
+            "max_voltage": forms.NumberInput(attrs={"style": "width:6em"}),
+            "max_amperage": forms.NumberInput(attrs={"style": "width:6em"}),
+            "max_electric_power": forms.NumberInput(attrs={"style": "width:7em"}),
+            "terms_and_conditions": forms.URLInput(attrs={"size": 24}),
+        }
 
 
 class ConnectorFormSet(BaseInlineFormSet):

@@ -760,3 +760,17 @@ def test_set_status_action_asks_then_patches_own_evses_only(admin_client, cpo_pa
     assert list(Delivery.objects.values_list("partner__name", "method", "object_path", "fields")) == [
         ("receiver", "PATCH", "LOC1/E1", ["status"])
     ]
+
+
+def test_connector_rows_show_tariff_ids_on_one_line_in_narrow_inputs(admin_client, own_parties):
+    """The EVSE page's connector table: tariff_ids in a one-row textarea showed only "[" of indented JSON, and the
+    admin's 20em inputs made the table 1900 px wide."""
+    location = own_location("L1")
+    evse = location.evses.order_by("pk").first()
+    assert evse is not None
+    Connector.objects.filter(evse=evse).update(tariff_ids=["T1", "T2"])
+
+    content = admin_client.get(reverse("admin:locations_evse_change", args=[evse.pk])).content.decode()
+
+    assert "\n[&quot;T1&quot;,&quot;T2&quot;]</textarea>" in content
+    assert 'name="connectors-0-ocpi_id" value="1" size="6"' in content
