@@ -27,8 +27,9 @@ _TOKEN_TAIL = 128  # a token is at most 64 characters (CiString(64)); JSON spaci
 
 
 def module_of_path(path: str) -> str:
-    """`credentials`, `locations`, `versions` ... for an OCPI path (ours or a partner's); '' when unknown."""
-    segments = [segment for segment in path.split("/") if segment]
+    """`credentials`, `locations`, `versions` ... for an OCPI path (ours or a partner's, with or without its query
+    string: a pull's pages carry offset and limit); '' when unknown."""
+    segments = [segment for segment in path.split("?", 1)[0].split("#", 1)[0].split("/") if segment]
     for segment in segments:
         if segment in _KNOWN_MODULES:
             return segment

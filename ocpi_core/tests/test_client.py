@@ -532,6 +532,20 @@ def test_failed_calls_are_logged_too(httpserver):
     assert_no_secret_in_traffic_log(TOKEN)
 
 
+def test_a_request_with_query_parameters_is_logged_under_its_module(httpserver):
+    """A pull's pages carry offset, limit and date_from: the module is still read from the path (the traffic log's
+    module filter finds them)."""
+    httpserver.expect_request("/ocpi/cpo/2.2.1/tariffs").respond_with_response(json_response(envelope_body([])))
+
+    client().get(
+        httpserver.url_for("/ocpi/cpo/2.2.1/tariffs"), params={"offset": 0, "date_from": "2024-01-01T00:00:00Z"}
+    )
+
+    row = TrafficLog.objects.get(direction=TrafficLog.Direction.OUT)
+    assert "?" in row.url
+    assert row.module == "tariffs"
+
+
 def assert_no_secret_in_traffic_log(*tokens: str) -> None:
     """No token, in any form, and no Authorization header in any column of any traffic log row."""
     forms = {form for token in tokens for form in (token, base64.b64encode(token.encode()).decode())}
