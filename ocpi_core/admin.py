@@ -340,6 +340,20 @@ class PartnerAdmin(admin.ModelAdmin):
 
     @admin.action(description="Unregister (credentials DELETE; its tokens stop working)", permissions=["change"])
     def unregister(self, request: HttpRequest, queryset: QuerySet[Partner]) -> HttpResponse | None:
+        if request.POST.get("confirm") != "yes":  # not undone by a click: a page names the partners first
+            return TemplateResponse(
+                request,
+                "admin/ocpi_core/partner/unregister_confirm.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Unregister partners?",
+                    "opts": self.model._meta,
+                    "partners": list(queryset.prefetch_related("parties")),
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                    "return_to": request.POST.get("_return", ""),
+                },
+            )
+
         def run(partner: Partner) -> tuple[int, str]:
             remote_error = partner_unregister(partner=partner)
             if remote_error:

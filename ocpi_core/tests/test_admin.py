@@ -374,7 +374,7 @@ def test_refetch_endpoints_action(admin_client, fake_registered, fake_partner):
 
 
 def test_unregister_action(admin_client, fake_registered, fake_partner):
-    response = run_action(admin_client, "unregister", fake_registered)
+    response = run_action(admin_client, "unregister", fake_registered, confirm="yes")
 
     assert messages_of(response) == [("success", "fake: unregistered")]
     assert (fake_partner.received[-1]["method"], fake_partner.received[-1]["path"]) == (
@@ -387,10 +387,27 @@ def test_unregister_action(admin_client, fake_registered, fake_partner):
     assert fake_registered.token_out_encrypted == ""
 
 
+def test_unregister_asks_first_and_changes_nothing_until_confirmed(admin_client, fake_registered, fake_partner):
+    """From the list's action menu or a partner's page button alike: a page names the partner, nothing is sent."""
+    for extra in ({}, {"_return": "change"}):
+        page = run_action(admin_client, "unregister", fake_registered, **extra)
+
+        content = page.content.decode()
+        assert page.status_code == 200
+        assert "Unregister partners?" in content
+        assert "<strong>fake</strong>" in content
+        assert 'name="confirm" value="yes"' in content
+        assert ('name="_return" value="change"' in content) == bool(extra)
+    assert fake_partner.received == []
+    fake_registered.refresh_from_db()
+    assert fake_registered.status == Partner.Status.REGISTERED
+    assert fake_registered.tokens.exists()
+
+
 def test_unregister_action_shows_remote_error(admin_client, fake_registered, fake_partner):
     fake_partner.credentials_status = 3000
 
-    response = run_action(admin_client, "unregister", fake_registered)
+    response = run_action(admin_client, "unregister", fake_registered, confirm="yes")
 
     ((level, text),) = messages_of(response)
     assert level == "warning"
@@ -435,7 +452,7 @@ def test_action_against_unreachable_partner_shows_error_and_changes_nothing(
 def test_unregister_unreachable_partner_still_stops_traffic_with_warning(admin_client, registered_partner):
     partner, token = registered_partner
 
-    response = run_action(admin_client, "unregister", partner)
+    response = run_action(admin_client, "unregister", partner, confirm="yes")
 
     ((level, text),) = messages_of(response)
     assert (level, text.startswith("partner: unregistered here; the partner answered with an error")) == (
