@@ -136,8 +136,7 @@ class PartnerAdmin(admin.ModelAdmin):
         "status_badge",
         "roles",
         "version",
-        "token_encoding",
-        "token_encoding_seen",
+        "token_forms",
         "last_contact_at",
         "registered_at",
         "last_error_short",
@@ -248,6 +247,11 @@ class PartnerAdmin(admin.ModelAdmin):
                 ("commands.command", params, "commands"),
             ]
         )
+
+    @admin.display(description="token form (we send / it sends)")
+    def token_forms(self, obj: Partner) -> str:
+        """One short column for the two encodings (their long labels hid the list's last columns at 1400 px)."""
+        return f"{obj.token_encoding.lower()} / {obj.token_encoding_seen.lower() or '—'}"
 
     @admin.display(description="roles")
     def roles(self, obj: Partner) -> str:

@@ -108,6 +108,7 @@ def test_partner_changelist_columns_buttons_filters_and_search(admin_client, reg
     assert ">REGISTERED</span>" in content
     assert ">INVITED</span>" in content
     assert "DE*PRT EMSP" in content  # roles
+    assert '<td class="field-token_forms">base64 / —</td>' in content  # the form we send / the one it sends (none yet)
     shown = found(r'<span title="Push failed: x{200}">(Push failed: x+…)</span>', content)
     assert len(shown) == 60  # last error, truncated
     assert f'href="{INVITE}"' in content
