@@ -50,9 +50,9 @@ _LOCATION_HEADER = OpenApiParameter(
     "Location",
     str,
     OpenApiParameter.HEADER,
-    required=True,
     response=[200, 201],
-    description="Absolute URL of the stored CDR on this platform (GET it there)",
+    description="Absolute URL of the stored CDR on this platform (GET it there); on every CDR stored or already "
+    "stored (status_code 1000), not on an OCPI-layer error answered with HTTP 200 (2001)",
 )
 
 

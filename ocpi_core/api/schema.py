@@ -172,17 +172,16 @@ PAGINATION_RESPONSE_HEADERS = [
         "X-Total-Count",
         {"type": "integer", "minimum": 0},
         OpenApiParameter.HEADER,
-        required=True,
         response=[200],
-        description="Number of objects matching the request's date window, over all pages",
+        description="Number of objects matching the request's date window, over all pages (on every page: an "
+        "OCPI-layer error answered with HTTP 200, such as 2001 for a bad paging parameter, has no page and none)",
     ),
     OpenApiParameter(
         "X-Limit",
         {"type": "integer", "minimum": 1},
         OpenApiParameter.HEADER,
-        required=True,
         response=[200],
-        description="Largest page size the server returns (OCPI_MAX_PAGE_LIMIT)",
+        description="Largest page size the server returns (OCPI_MAX_PAGE_LIMIT; on every page, as X-Total-Count)",
     ),
     OpenApiParameter(
         "Link",
