@@ -1,11 +1,11 @@
 """Top-level URLs (DESIGN.md, URLs)."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from ocpi_core.api.platform import PlatformRootView
+from ocpi_core.api.platform import PlatformRootView, platform_not_found
 from ocpi_core.api.views import ocpi_not_found
 from ocpi_core.health import healthz, readyz
 from ocpi_core.metrics import metrics_view
@@ -30,4 +30,7 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path("ocpi", ocpi_not_found),
+    re_path(r"^api/", platform_not_found),  # last: any other URL under /api/ is a JSON 404, never an HTML page
 ]
+
+handler500 = "ocpi_core.api.platform.server_error"

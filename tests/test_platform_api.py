@@ -117,3 +117,44 @@ def test_tampered_access_token_is_401(client: Client, staff_user: Any) -> None:
     header, payload, signature = access.split(".")
     tampered = f"{header}.{payload}.{signature[:-2]}{'AA' if not signature.endswith('AA') else 'BB'}"
     assert client.get("/api/", headers=bearer(tampered)).status_code == 401
+
+
+# --- JSON answers only: an unknown URL or an unexpected failure under /api/ is never an HTML page ---
+
+
+@pytest.mark.parametrize("url", ["/api/nope", "/api/locations/NL/OWN", "/api/cdrs/abc", "/api/token/nope/"])
+def test_unknown_platform_url_is_a_json_404(client: Client, db: None, url: str) -> None:
+    for method in (client.get, client.post):  # POST: no CSRF check stands in the way of the 404
+        response = method(url)
+        assert response.status_code == 404, (method, url)
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"detail": f"No platform API resource at {url}"}
+
+
+def test_unexpected_failure_under_the_platform_api_is_a_json_500(
+    client: Client, staff_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a platform API view that fails unexpectedly
+    from ocpi_core.api.platform import PlatformRootView
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("unexpected")
+
+    access = obtain(client, "operator").json()["access"]
+    monkeypatch.setattr(PlatformRootView, "get", boom)
+    failing = Client(raise_request_exception=False)
+
+    # when it is called, then the answer is a JSON 500 (Django's page stays for the back-office)
+    response = failing.get("/api/", headers=bearer(access))
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Internal server error"}
+
+
+def test_jwt_endpoints_answer_bad_input_with_json(client: Client, db: None) -> None:
+    missing = client.post("/api/token/", {}, content_type="application/json")
+    assert missing.status_code == 400
+    assert set(missing.json()) == {"username", "password"}  # each missing field named
+    broken = client.post("/api/token/", "{not json", content_type="application/json")
+    assert broken.status_code == 400
+    assert "detail" in broken.json()

@@ -63,6 +63,15 @@ def test_gets_a_cdr_as_stored_and_the_breakdown_of_our_own(staff, emsp, theirs):
     assert staff.get(f"{BASE}999999").status_code == 404
 
 
+def test_cdr_paths_take_a_trailing_slash_like_the_other_resources(staff, emsp, theirs):
+    # the OpenAPI document publishes /api/cdrs/{cdr_pk}/ and .../pricing/: both spellings answer
+    mine = own_cdr("MINE")
+
+    assert staff.get(f"{BASE}{mine.pk}/").content.decode() == mine.doc
+    assert staff.get(f"{BASE}{mine.pk}/pricing/").json() == mine.pricing
+    assert staff.get(f"{BASE}{theirs.pk}/reconciliation/").json()["pk"] == theirs.pk
+
+
 def test_issues_a_credit_cdr_once(staff, emsp, theirs):
     mine = own_cdr("MINE")
 

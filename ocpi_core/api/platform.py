@@ -2,7 +2,9 @@
 
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
@@ -29,6 +31,22 @@ def json_text_response(
 ) -> HttpResponse:
     """JSON text as stored, sent without re-encoding (amounts and prices keep their digits)."""
     return HttpResponse(text, status=http_status, content_type="application/json", headers=headers)
+
+
+PLATFORM_PREFIX = "/api/"
+
+
+@csrf_exempt  # callers authenticate by JWT, never by cookie: a POST gets the 404, not a CSRF 403
+def platform_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Any URL under /api/ that matches no resource: a JSON 404 like DRF's, whatever the method (never HTML)."""
+    return JsonResponse({"detail": f"No platform API resource at {request.path}"}, status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a JSON 500 under /api/ (the failure is logged by Django as usual); Django's page elsewhere."""
+    if request.path_info.startswith(PLATFORM_PREFIX):
+        return JsonResponse({"detail": "Internal server error"}, status=500)
+    return defaults.server_error(request)
 
 
 class PlatformRootView(APIView):
