@@ -3,9 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from ocpi_core.api.platform import PlatformRootView, platform_not_found
+from ocpi_core.api.platform import (
+    PlatformRootView,
+    PlatformTokenObtainView,
+    PlatformTokenRefreshView,
+    platform_not_found,
+)
 from ocpi_core.api.views import ocpi_not_found
 from ocpi_core.health import healthz, readyz
 from ocpi_core.metrics import metrics_view
@@ -22,8 +26,8 @@ urlpatterns = [
     path("api/commands/", include("commands.api.platform_urls")),
     path("api/chargingprofiles/", include("chargingprofiles.api.platform_urls")),
     path("api/sessions/", include("sessions_app.api.platform_urls")),
-    path("api/token/", TokenObtainPairView.as_view(), name="jwt-obtain"),
-    path("api/token/refresh/", TokenRefreshView.as_view(), name="jwt-refresh"),
+    path("api/token/", PlatformTokenObtainView.as_view(), name="jwt-obtain"),
+    path("api/token/refresh/", PlatformTokenRefreshView.as_view(), name="jwt-refresh"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", healthz, name="healthz"),

@@ -40,6 +40,7 @@ class DashboardView(APIView):
 
     @extend_schema(
         operation_id="dashboard",
+        summary="The dashboard's figures: energy, sessions, availability, renewable share, push and sync health",
         tags=[TAG],
         parameters=PARAMETERS,
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The dashboard's figures"), **ERRORS},
@@ -53,6 +54,7 @@ class DashboardEnergyCsvView(APIView):
 
     @extend_schema(
         operation_id="dashboard_energy_csv",
+        summary="Energy and sessions per day as CSV",
         tags=[TAG],
         parameters=PARAMETERS,
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV"), **ERRORS},

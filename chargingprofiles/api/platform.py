@@ -9,7 +9,7 @@
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.pagination import LimitOffsetPagination
@@ -22,6 +22,33 @@ from chargingprofiles.services import chargingprofile_send
 from ocpi_core.models import Partner
 
 TAG = "Platform API: charging profiles"
+_AUTH_ERRORS = {
+    401: OpenApiResponse(description="No or an invalid JWT"),
+    403: OpenApiResponse(description="Not a staff user"),
+}
+_SEND_EXAMPLES = [
+    OpenApiExample(
+        "set",
+        summary="Limit a partner CPO's session to 11 kW",
+        value={
+            "partner": 1,
+            "session_id": "SESSION1",
+            "kind": "set",
+            "charging_profile": {
+                "charging_rate_unit": "W",
+                "charging_profile_period": [{"start_period": 0, "limit": 11000}],
+            },
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "get",
+        summary="The active profile of the next hour",
+        value={"partner": 1, "session_id": "SESSION1", "kind": "get", "duration": 3600},
+        request_only=True,
+    ),
+    OpenApiExample("clear", value={"partner": 1, "session_id": "SESSION1", "kind": "clear"}, request_only=True),
+]
 KINDS = {"set": Kind.SET, "get": Kind.ACTIVE, "clear": Kind.CLEAR}  # what the operator asks -> the stored kind
 
 
@@ -103,7 +130,9 @@ class ChargingProfileListView(ListAPIView[ChargingProfileRequest]):
 
     @extend_schema(
         operation_id="platform_chargingprofiles_list",
+        summary="List charging profile requests, sent and received, newest first",
         tags=[TAG],
+        responses={200: ChargingProfileRequestSerializer(many=True), **_AUTH_ERRORS},
         parameters=[
             OpenApiParameter("direction", str, enum=list(Direction.values)),
             OpenApiParameter("kind", str, enum=list(Kind.values)),
@@ -117,8 +146,17 @@ class ChargingProfileListView(ListAPIView[ChargingProfileRequest]):
     @extend_schema(
         operation_id="platform_chargingprofiles_send",
         tags=[TAG],
+        summary="Set, get or clear the charging profile of a partner CPO's session",
         request=ChargingProfileSendSerializer,
-        responses={201: ChargingProfileRequestSerializer},
+        examples=_SEND_EXAMPLES,
+        responses={
+            201: ChargingProfileRequestSerializer,
+            400: OpenApiResponse(
+                description="Invalid body, naming the field (`partner` must be the id of a registered partner), "
+                "or a partner offering no chargingprofiles Receiver"
+            ),
+            **_AUTH_ERRORS,
+        },
         description="Set, get or clear the charging profile of a partner CPO's session (we are the eMSP/SCSP). The "
         "answer holds the CPO's ChargingProfileResponse (or `last_error` when the call failed); the result is stored "
         "when the CPO posts it to the request's response_url.",
@@ -143,6 +181,15 @@ class ChargingProfileView(RetrieveAPIView[ChargingProfileRequest]):
     serializer_class = ChargingProfileRequestSerializer
     queryset = ChargingProfileRequest.objects.select_related("partner")
 
-    @extend_schema(operation_id="platform_chargingprofiles_get", tags=[TAG])
+    @extend_schema(
+        operation_id="platform_chargingprofiles_get",
+        summary="Get one charging profile request",
+        tags=[TAG],
+        responses={
+            200: ChargingProfileRequestSerializer,
+            **_AUTH_ERRORS,
+            404: OpenApiResponse(description="Unknown request"),
+        },
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)

@@ -9,7 +9,7 @@
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView, RetrieveAPIView
@@ -25,6 +25,50 @@ from commands.services import command_result_report, command_send
 from ocpi_core.models import Partner, Party
 
 TAG = "Platform API: commands"
+_AUTH_ERRORS = {
+    401: OpenApiResponse(description="No or an invalid JWT"),
+    403: OpenApiResponse(description="Not a staff user"),
+}
+_SEND_EXAMPLES = [
+    OpenApiExample(
+        "START_SESSION",
+        summary="Start a session for a token of our demo eMSP at a partner CPO's EVSE",
+        value={
+            "partner": 1,
+            "command_type": "START_SESSION",
+            "location_id": "LOC1",
+            "evse_uid": "EVSE1",
+            "token": {
+                "country_code": "NL",
+                "party_id": "DME",
+                "uid": "DME0001A1",
+                "type": "RFID",
+                "contract_id": "NLDMEC00000001",
+                "issuer": "Demo Mobility",
+                "valid": True,
+                "whitelist": "ALLOWED",
+                "last_updated": "2026-01-01T00:00:00Z",
+            },
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "STOP_SESSION",
+        value={"partner": 1, "command_type": "STOP_SESSION", "session_id": "SESSION1"},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "UNLOCK_CONNECTOR",
+        value={
+            "partner": 1,
+            "command_type": "UNLOCK_CONNECTOR",
+            "location_id": "LOC1",
+            "evse_uid": "EVSE1",
+            "connector_id": "1",
+        },
+        request_only=True,
+    ),
+]
 
 
 class CommandSerializer(serializers.ModelSerializer[Command]):
@@ -120,7 +164,9 @@ class CommandListView(ListAPIView[Command]):
 
     @extend_schema(
         operation_id="platform_commands_list",
+        summary="List commands, sent and received, newest first",
         tags=[TAG],
+        responses={200: CommandSerializer(many=True), **_AUTH_ERRORS},
         parameters=[
             OpenApiParameter("direction", str, enum=list(Command.Direction.values)),
             OpenApiParameter("command_type", str, enum=list(CommandType.values)),
@@ -134,8 +180,17 @@ class CommandListView(ListAPIView[Command]):
     @extend_schema(
         operation_id="platform_commands_send",
         tags=[TAG],
+        summary="Send a command to a partner CPO",
         request=CommandSendSerializer,
-        responses={201: CommandSerializer},
+        examples=_SEND_EXAMPLES,
+        responses={
+            201: CommandSerializer,
+            400: OpenApiResponse(
+                description="Invalid body, naming the field (`partner` must be the id of a registered partner)"
+            ),
+            **_AUTH_ERRORS,
+            404: OpenApiResponse(description="The partner offers no commands Receiver"),
+        },
         description="Send a command to a partner CPO (we are the eMSP). The answer holds the CPO's CommandResponse; "
         "the CommandResult is stored when the CPO posts it to our response_url.",
     )
@@ -154,7 +209,12 @@ class CommandView(RetrieveAPIView[Command]):
     serializer_class = CommandSerializer
     queryset = Command.objects.select_related("partner")
 
-    @extend_schema(operation_id="platform_commands_get", tags=[TAG])
+    @extend_schema(
+        operation_id="platform_commands_get",
+        summary="Get one command",
+        tags=[TAG],
+        responses={200: CommandSerializer, **_AUTH_ERRORS, 404: OpenApiResponse(description="Unknown command")},
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -166,9 +226,16 @@ class CommandResultView(APIView):
 
     @extend_schema(
         operation_id="platform_commands_result",
+        summary="Report what the charger did with a received command (the CommandResult is sent to the eMSP)",
         tags=[TAG],
         request=CommandResultSerializer,
-        responses={200: CommandSerializer},
+        examples=[OpenApiExample("Accepted", value={"result": "ACCEPTED"}, request_only=True)],
+        responses={
+            200: CommandSerializer,
+            400: OpenApiResponse(description="Invalid body, or a command no longer waiting for its result"),
+            **_AUTH_ERRORS,
+            404: OpenApiResponse(description="No received command with this id"),
+        },
     )
     def post(self, request: Request, pk: int) -> Response:
         serializer = CommandResultSerializer(data=request.data)

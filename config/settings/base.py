@@ -177,8 +177,20 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "The OCPI 2.2.1 interfaces this platform offers to its partners (under /ocpi/) and the platform API for "
         "the operator's own systems (under /api/). OCPI endpoints authenticate with `Authorization: Token "
-        "<base64(token)>` and answer with the OCPI response envelope."
+        "<base64(token)>` and answer with the OCPI response envelope.\n\n"
+        '**Platform API** (staff users): `POST /api/token/` with `{"username": ..., "password": ...}` (the '
+        "admin login `scripts/run` prints), then **Authorize** with the `access` token under *jwtAuth* (sent as "
+        "`Authorization: Bearer <access>`; it lasts PLATFORM_API_TOKEN_MINUTES, renew it at `/api/token/refresh/`). "
+        'Errors are JSON: `{"detail": ...}` or, for a body field, `{"<field>": [...]}`. The examples name the '
+        "demo parties `ocpi_demo` loads (CPO `NL*DMC`, eMSP `NL*DME`), so *Try it out* works on a fresh start."
     ),
+    # Path parameters in the order of the URL (country_code, party_id, location_id, evse_uid ...), not sorted.
+    "SORT_OPERATION_PARAMETERS": False,
+    # The platform API's sign-in first in Swagger UI; the other tags follow in the order of their paths.
+    "TAGS": [
+        {"name": "Platform API: authentication", "description": "JWT for the platform API (/api/): obtain, renew"},
+        {"name": "Platform API", "description": "What this deployment is and where its resources are"},
+    ],
     "VERSION": "2.2.1",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI assets from the installed sidecar package: the docs work on networks without a CDN.

@@ -18,7 +18,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiRequest,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
@@ -145,16 +152,90 @@ _ERRORS = {
 }
 _NOT_FOUND = {404: OpenApiResponse(description="Unknown location, EVSE or connector")}
 _CONFLICT = {409: OpenApiResponse(description="Older than the stored object (last_updated / at): not applied")}
-_PATH = [
-    OpenApiParameter("country_code", str, OpenApiParameter.PATH, description="Country code of our own CPO party"),
-    OpenApiParameter("party_id", str, OpenApiParameter.PATH, description="Party id of our own CPO party"),
-    OpenApiParameter("location_id", str, OpenApiParameter.PATH, description="Location id (CiString(36))"),
+
+
+def _path_parameter(name: str, description: str, demo: str) -> OpenApiParameter:
+    """A path parameter whose example (what Swagger UI's "Try it out" fills in) names an object of the demo data."""
+    return OpenApiParameter(
+        name, str, OpenApiParameter.PATH, description=description, examples=[OpenApiExample("Demo", value=demo)]
+    )
+
+
+# Examples: the demo CPO NL*DMC of `ocpi_demo` / `scripts/run`, so "Try it out" works on a fresh start as shown.
+_DEMO_LOCATION, _DEMO_EVSE, _NEW_LOCATION, _NEW_EVSE = (
+    "DMC-AMSTERDAM-01",
+    "DMC-0001-01",
+    "DMC-EXAMPLE-01",
+    "DMC-0009-01",
+)
+_CONNECTOR_EXAMPLE = {
+    "id": "1",
+    "standard": "IEC_62196_T2",
+    "format": "SOCKET",
+    "power_type": "AC_3_PHASE",
+    "max_voltage": 230,
+    "max_amperage": 32,
+    "max_electric_power": 22000,
+    "tariff_ids": ["DMC-AC-STANDARD"],
+}
+_EVSE_EXAMPLE = {
+    "uid": _NEW_EVSE,
+    "evse_id": "NL*DMC*E000901",
+    "status": "AVAILABLE",
+    "capabilities": ["RFID_READER", "REMOTE_START_STOP_CAPABLE"],
+    "connectors": [_CONNECTOR_EXAMPLE],
+}
+_LOCATION_EXAMPLE = {
+    "country_code": "NL",
+    "party_id": "DMC",
+    "id": _NEW_LOCATION,
+    "publish": True,
+    "name": "Example street charger",
+    "address": "Damrak 1",
+    "city": "Amsterdam",
+    "postal_code": "1012 LG",
+    "country": "NLD",
+    "coordinates": {"latitude": "52.377956", "longitude": "4.897070"},
+    "parking_type": "ON_STREET",
+    "time_zone": "Europe/Amsterdam",
+    "evses": [_EVSE_EXAMPLE],
+}
+
+
+def _example(name: str, value: Any, summary: str = "") -> OpenApiExample:
+    return OpenApiExample(name, value=value, summary=summary, request_only=True)
+
+
+_LOCATION_PARAMETER = _path_parameter("location_id", "Location id (CiString(36))", _DEMO_LOCATION)
+_PARTY_PARAMETERS = [
+    _path_parameter("country_code", "Country code of our own CPO party", "NL"),
+    _path_parameter("party_id", "Party id of our own CPO party", "DMC"),
 ]
-_EVSE_PATH = [*_PATH, OpenApiParameter("evse_uid", str, OpenApiParameter.PATH, description="EVSE uid")]
-_CONNECTOR_PATH = [
-    *_EVSE_PATH,
-    OpenApiParameter("connector_id", str, OpenApiParameter.PATH, description="Connector id"),
-]
+_PATH = [*_PARTY_PARAMETERS, _LOCATION_PARAMETER]
+_EVSE_PARAMETER = _path_parameter("evse_uid", "EVSE uid", _DEMO_EVSE)
+_EVSE_PATH = [*_PATH, _EVSE_PARAMETER]
+_CONNECTOR_PATH = [*_EVSE_PATH, _path_parameter("connector_id", "Connector id", "1")]
+# PUT examples create new objects (the new location of the POST example, a new EVSE of a demo location), so trying
+# them out never replaces demo data
+_PUT_PATHS = {
+    "Location": [*_PARTY_PARAMETERS, _path_parameter("location_id", "Location id (CiString(36))", _NEW_LOCATION)],
+    "EVSE": [*_PATH, _path_parameter("evse_uid", "EVSE uid", _NEW_EVSE)],
+    "Connector": [
+        *_PATH,
+        _path_parameter("evse_uid", "EVSE uid", _NEW_EVSE),
+        _path_parameter("connector_id", "Connector id", "2"),
+    ],
+}
+_PUT_EXAMPLES = {
+    "Location": _example("New location", _LOCATION_EXAMPLE, "A new location of the demo CPO"),
+    "EVSE": _example("New EVSE", _EVSE_EXAMPLE, "A new EVSE of a demo location (PUT it after the POST example)"),
+    "Connector": _example("Second connector", {**_CONNECTOR_EXAMPLE, "id": "2"}, "A second connector of that EVSE"),
+}
+_PATCH_EXAMPLES = {
+    "Location": _example("Rename", {"name": "Parking Oosterdok (level -1)"}),
+    "EVSE": _example("Floor level", {"floor_level": "-2"}),
+    "Connector": _example("Power", {"max_electric_power": 11000}),
+}
 
 
 def _object_schema_view(type_name: str, noun: str, parameters: list[OpenApiParameter]) -> Any:
@@ -173,8 +254,9 @@ def _object_schema_view(type_name: str, noun: str, parameters: list[OpenApiParam
             operation_id=f"{op}_put",
             summary=f"Create or replace one of our own {type_name}s (pushed to partners)",
             tags=[TAG],
-            parameters=parameters,
+            parameters=_PUT_PATHS[type_name],
             request=OpenApiRequest(_optional_stamps(schema)),
+            examples=[_PUT_EXAMPLES[type_name]],
             responses={200: schema, 201: schema, **_ERRORS, **_NOT_FOUND, **_CONFLICT},
         ),
         patch=extend_schema(
@@ -183,6 +265,7 @@ def _object_schema_view(type_name: str, noun: str, parameters: list[OpenApiParam
             tags=[TAG],
             parameters=parameters,
             request=OpenApiRequest(_patch_schema(type_name)),
+            examples=[_PATCH_EXAMPLES[type_name]],
             responses={200: schema, **_ERRORS, **_NOT_FOUND, **_CONFLICT},
         ),
     )
@@ -266,6 +349,7 @@ class LocationListView(APIView):
         description="The body is an OCPI Location; its country_code and party_id must name one of our own CPO parties.",
         tags=[TAG],
         request=OpenApiRequest(_optional_stamps(object_schema("Location"))),
+        examples=[_PUT_EXAMPLES["Location"]],
         responses={
             201: object_schema("Location"),
             **_ERRORS,
@@ -381,6 +465,10 @@ class EvseStatusView(APIView):
         tags=[TAG],
         parameters=_EVSE_PATH,
         request=OpenApiRequest(_STATUS_REQUEST),
+        examples=[
+            _example("Charging", {"status": "CHARGING"}, "A session started"),
+            _example("Available", {"status": "AVAILABLE"}, "The car left"),
+        ],
         responses={200: object_schema("EVSE"), **_ERRORS, **_NOT_FOUND, **_CONFLICT},
     )
     def post(self, request: Request, **kwargs: Any) -> Response:

@@ -5,7 +5,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.status import HTTP_409_CONFLICT
 from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from ocpi_core.models import Partner
 from ocpi_core.registry import versions_url
@@ -34,6 +35,10 @@ def json_text_response(
 
 
 PLATFORM_PREFIX = "/api/"
+AUTH_ERRORS = {
+    401: OpenApiResponse(description="No, an invalid or an expired JWT"),
+    403: OpenApiResponse(description="Not a staff user"),
+}
 
 
 @csrf_exempt  # callers authenticate by JWT, never by cookie: a POST gets the 404, not a CSRF 403
@@ -54,15 +59,19 @@ class PlatformRootView(APIView):
 
     @extend_schema(
         operation_id="platform_root",
+        summary="What this deployment is: its OCPI versions URL, partners by status, links to the docs",
         tags=["Platform API"],
-        responses=inline_serializer(
-            "PlatformRoot",
-            {
-                "ocpi_versions_url": serializers.URLField(),
-                "partners": serializers.DictField(child=serializers.IntegerField()),
-                "links": serializers.DictField(child=serializers.CharField()),
-            },
-        ),
+        responses={
+            200: inline_serializer(
+                "PlatformRoot",
+                {
+                    "ocpi_versions_url": serializers.URLField(),
+                    "partners": serializers.DictField(child=serializers.IntegerField()),
+                    "links": serializers.DictField(child=serializers.CharField()),
+                },
+            ),
+            **AUTH_ERRORS,
+        },
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         counts = {status: 0 for status in Partner.Status.values}
@@ -79,3 +88,45 @@ class PlatformRootView(APIView):
                 },
             }
         )
+
+
+AUTH_TAG = "Platform API: authentication"
+_BAD_CREDENTIALS = OpenApiResponse(description='Wrong username or password, or an inactive account: `{"detail": ...}`')
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="platform_token_obtain",
+        summary="Obtain a JWT pair (access and refresh) for a staff user",
+        description="Send the access token as `Authorization: Bearer <access>`; in these docs, paste it into "
+        "**Authorize** (jwtAuth). The access token lives "
+        "PLATFORM_API_TOKEN_MINUTES (default 30) minutes; renew it with the refresh token at /api/token/refresh/. "
+        "Any active account gets a pair, but only staff users may use the platform API (others: 403).",
+        tags=[AUTH_TAG],
+        examples=[
+            OpenApiExample(
+                "Admin of scripts/run",
+                value={"username": "admin", "password": "the password scripts/run printed"},
+                request_only=True,
+            )
+        ],
+        responses={200: TokenObtainPairView.serializer_class, 401: _BAD_CREDENTIALS},
+    )
+)
+class PlatformTokenObtainView(TokenObtainPairView):
+    """POST /api/token/: username and password in, an access and a refresh JWT out."""
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="platform_token_refresh",
+        summary="Renew the access token with the refresh token",
+        tags=[AUTH_TAG],
+        examples=[
+            OpenApiExample("Refresh", value={"refresh": "the refresh token /api/token/ answered"}, request_only=True)
+        ],
+        responses={200: TokenRefreshView.serializer_class, 401: OpenApiResponse(description="Invalid or expired")},
+    )
+)
+class PlatformTokenRefreshView(TokenRefreshView):
+    """POST /api/token/refresh/: a refresh JWT in, a new access JWT out."""

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import LimitOffsetPagination
@@ -45,6 +45,32 @@ _PATH = [
     OpenApiParameter("party_id", str, OpenApiParameter.PATH, description="Party id of the CPO"),
     OpenApiParameter("session_id", str, OpenApiParameter.PATH, description="Session id (CiString(36))"),
 ]
+
+_START_EXAMPLE = OpenApiExample(
+    "Demo card at a demo EVSE",
+    summary="The demo eMSP's card starts charging at the demo CPO's Amsterdam garage",
+    value={
+        "location_id": "DMC-AMSTERDAM-01",
+        "evse_uid": "DMC-0001-01",
+        "connector_id": "1",
+        "cdr_token": {
+            "country_code": "NL",
+            "party_id": "DME",
+            "uid": "DME0001A1",
+            "type": "RFID",
+            "contract_id": "NLDMEC00000001",
+        },
+        "auth_method": "WHITELIST",
+    },
+    request_only=True,
+)
+_UPDATE_EXAMPLE = OpenApiExample("Energy so far", value={"kwh": 7.5}, request_only=True)
+_STOP_EXAMPLE = OpenApiExample("Completed now", value={"status": "COMPLETED"}, request_only=True)
+_PREFERENCES_EXAMPLE = OpenApiExample(
+    "Cheap, 30 kWh by 17:00",
+    value={"profile_type": "CHEAP", "departure_time": "2026-01-05T16:00:00Z", "energy_need": 30},
+    request_only=True,
+)
 
 
 class StartSerializer(serializers.Serializer[Any]):
@@ -149,6 +175,7 @@ class SessionListView(APIView):
 
     @extend_schema(
         operation_id="platform_sessions_start",
+        examples=[_START_EXAMPLE],
         summary="Start one of our own sessions (pushed to the token's eMSP)",
         tags=[TAG],
         request=StartSerializer,
@@ -176,6 +203,7 @@ class SessionView(APIView):
 
     @extend_schema(
         operation_id="platform_sessions_update",
+        examples=[_UPDATE_EXAMPLE],
         summary="Update one of our own sessions (pushed to the token's eMSP)",
         tags=[TAG],
         parameters=_PATH,
@@ -194,6 +222,7 @@ class SessionStopView(APIView):
 
     @extend_schema(
         operation_id="platform_sessions_stop",
+        examples=[_STOP_EXAMPLE],
         summary="Stop one of our own sessions (pushed; its CDR follows)",
         tags=[TAG],
         parameters=_PATH,
@@ -213,6 +242,7 @@ class SessionChargingPreferencesView(APIView):
 
     @extend_schema(
         operation_id="platform_sessions_charging_preferences",
+        examples=[_PREFERENCES_EXAMPLE],
         summary="Send charging preferences for a partner's session to its CPO",
         tags=[TAG],
         parameters=_PATH,

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
@@ -69,11 +69,62 @@ _ERRORS = {
     403: OpenApiResponse(description="Not a staff user"),
 }
 _NOT_FOUND = {404: OpenApiResponse(description="Unknown tariff")}
-_PATH = [
-    OpenApiParameter("country_code", str, OpenApiParameter.PATH, description="Country code of our own CPO party"),
-    OpenApiParameter("party_id", str, OpenApiParameter.PATH, description="Party id of our own CPO party"),
-    OpenApiParameter("tariff_id", str, OpenApiParameter.PATH, description="Tariff id (CiString(36))"),
-]
+
+
+def _path(tariff_id: str) -> list[OpenApiParameter]:
+    """The path parameters, with examples (what Swagger UI's "Try it out" fills in) from the demo data."""
+    return [
+        OpenApiParameter(
+            name,
+            str,
+            OpenApiParameter.PATH,
+            description=description,
+            examples=[OpenApiExample("Demo", value=value)],
+        )
+        for name, description, value in (
+            ("country_code", "Country code of the CPO party (our own, except for /price)", "NL"),
+            ("party_id", "Party id of the CPO party (our own, except for /price)", "DMC"),
+            ("tariff_id", "Tariff id (CiString(36))", tariff_id),
+        )
+    ]
+
+
+# Examples: the demo CPO NL*DMC of `ocpi_demo` / `scripts/run`; writes make a new tariff, never replace a demo one.
+_PATH, _NEW_PATH = _path("DMC-AC-STANDARD"), _path("DMC-EXAMPLE-01")
+_TARIFF_EXAMPLE = OpenApiExample(
+    "New tariff",
+    summary="0.30 EUR/kWh excl. VAT, 2 EUR/hour parking after 2 hours",
+    value={
+        "country_code": "NL",
+        "party_id": "DMC",
+        "id": "DMC-EXAMPLE-01",
+        "currency": "EUR",
+        "type": "REGULAR",
+        "elements": [
+            {"price_components": [{"type": "ENERGY", "price": 0.30, "vat": 21.0, "step_size": 1}]},
+            {
+                "price_components": [{"type": "PARKING_TIME", "price": 2.00, "vat": 21.0, "step_size": 60}],
+                "restrictions": {"min_duration": 7200},
+            },
+        ],
+    },
+    request_only=True,
+)
+_PRICE_EXAMPLE = OpenApiExample(
+    "Two hours, 20 kWh",
+    value={
+        "start_date_time": "2026-01-05T09:00:00Z",
+        "end_date_time": "2026-01-05T11:00:00Z",
+        "time_zone": "Europe/Amsterdam",
+        "charging_periods": [
+            {
+                "start_date_time": "2026-01-05T09:00:00Z",
+                "dimensions": [{"type": "ENERGY", "volume": 20}, {"type": "TIME", "volume": 2}],
+            }
+        ],
+    },
+    request_only=True,
+)
 
 
 # --- views ---
@@ -135,6 +186,7 @@ class TariffListView(APIView):
         description="The body is an OCPI Tariff; its country_code and party_id must name one of our own CPO parties.",
         tags=[TAG],
         request=OpenApiRequest(_request_schema()),
+        examples=[_TARIFF_EXAMPLE],
         responses={
             201: _TARIFF,
             **_ERRORS,
@@ -185,8 +237,9 @@ class TariffView(APIView):
         operation_id="platform_tariffs_put",
         summary="Create or replace one of our own tariffs (pushed to partners)",
         tags=[TAG],
-        parameters=_PATH,
+        parameters=_NEW_PATH,
         request=OpenApiRequest(_request_schema()),
+        examples=[_TARIFF_EXAMPLE],
         responses={
             200: _TARIFF,
             201: _TARIFF,
@@ -205,7 +258,7 @@ class TariffView(APIView):
         operation_id="platform_tariffs_delete",
         summary="Delete one of our own tariffs (pushed to partners as a DELETE)",
         tags=[TAG],
-        parameters=_PATH,
+        parameters=_NEW_PATH,
         responses={204: None, **_ERRORS, **_NOT_FOUND},
     )
     def delete(self, request: Request, **kwargs: Any) -> HttpResponse:
@@ -228,8 +281,8 @@ class TariffPriceView(APIView):
         summary="Price a session with a stored tariff (own or partner's)",
         tags=[TAG],
         parameters=_PATH,
-        request=OpenApiRequest(
-            {
+        request={
+            "application/json": {
                 "type": "object",
                 "required": ["charging_periods", "start_date_time", "end_date_time"],
                 "properties": {
@@ -241,7 +294,8 @@ class TariffPriceView(APIView):
                     "reservation_expires": {"type": "boolean"},
                 },
             }
-        ),
+        },  # a media type named here: the view has no parser (it reads the body itself), so none is inferred
+        examples=[_PRICE_EXAMPLE],
         responses={
             200: OpenApiResponse(description="Pricing.as_dict(): CDR totals, the line-by-line breakdown, periods"),
             **_ERRORS,

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from ocpi_core.api.platform import json_text_response
 from ocpi_core.api.schema import object_schema
 from ocpi_core.exceptions import InvalidParameters, UnknownToken
+from ocpi_core.validation import enum_values
 from tokens.models import Token
 from tokens.services import (
     Key,
@@ -40,12 +41,53 @@ _ERRORS = {
     403: OpenApiResponse(description="Not a staff user"),
 }
 _NOT_FOUND = {404: OpenApiResponse(description="Unknown token")}
-_PATH = [
-    OpenApiParameter("country_code", str, OpenApiParameter.PATH, description="Country code of our own eMSP party"),
-    OpenApiParameter("party_id", str, OpenApiParameter.PATH, description="Party id of our own eMSP party"),
-    OpenApiParameter("uid", str, OpenApiParameter.PATH, description="Token uid (CiString(36))"),
-    OpenApiParameter("type", str, OpenApiParameter.QUERY, description="TokenType (default RFID)"),
-]
+
+
+def _path(uid: str) -> list[OpenApiParameter]:
+    """The path and `type` parameters, with examples (what Swagger UI's "Try it out" fills in) from the demo data."""
+    return [
+        *(
+            OpenApiParameter(
+                name,
+                str,
+                OpenApiParameter.PATH,
+                description=description,
+                examples=[OpenApiExample("Demo", value=value)],
+            )
+            for name, description, value in (
+                ("country_code", "Country code of our own eMSP party", "NL"),
+                ("party_id", "Party id of our own eMSP party", "DME"),
+                ("uid", "Token uid (CiString(36))", uid),
+            )
+        ),
+        OpenApiParameter(
+            "type",
+            str,
+            OpenApiParameter.QUERY,
+            enum=sorted(enum_values("TokenType")),
+            description="TokenType (default RFID)",
+        ),
+    ]
+
+
+# Examples: the demo eMSP NL*DME of `ocpi_demo` / `scripts/run`; PUT issues a new card, never replaces a demo one.
+_PATH, _NEW_PATH = _path("DME0001A1"), _path("DME-EXAMPLE-01")
+_TOKEN_EXAMPLE = OpenApiExample(
+    "New RFID card",
+    value={
+        "country_code": "NL",
+        "party_id": "DME",
+        "uid": "DME-EXAMPLE-01",
+        "type": "RFID",
+        "contract_id": "NLDMEC00000099",
+        "visual_number": "DEMO-CARD-99",
+        "issuer": "Demo Mobility",
+        "valid": True,
+        "whitelist": "ALLOWED",
+        "language": "en",
+    },
+    request_only=True,
+)
 _ACTIONS = {"block": {"valid": False}, "unblock": {"valid": True}}
 _VERBS = ("block", "unblock", "expire")
 
@@ -138,8 +180,9 @@ class TokenView(APIView):
         operation_id="platform_tokens_put",
         summary="Issue or replace one of our own tokens (pushed to CPO partners)",
         tags=[TAG],
-        parameters=_PATH,
+        parameters=_NEW_PATH,
         request=OpenApiRequest(_request_schema()),
+        examples=[_TOKEN_EXAMPLE],
         responses={200: _TOKEN, 201: _TOKEN, **_ERRORS},
     )
     def put(self, request: Request, **kwargs: Any) -> HttpResponse:
