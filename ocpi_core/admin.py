@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -353,7 +354,7 @@ class PartnerAdmin(admin.ModelAdmin):
                     "title": "Unregister partners?",
                     "opts": self.model._meta,
                     "partners": list(queryset.prefetch_related("parties")),
-                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                     "return_to": request.POST.get("_return", ""),
                 },
             )
