@@ -191,19 +191,26 @@ def test_an_in_memory_database_has_no_queue(tmp_path: Path, django_db_blocker: A
 
 
 def test_a_child_forked_during_a_transaction_does_not_keep_its_turn(database: Path) -> None:
-    """A lock belongs to the open file, which a forked child shares: without closing its copy, the child would hold
-    the turn after the parent's commit, for as long as it lives (a Celery pool forking while its beat writes)."""
+    """A lock belongs to the open file, which a forked child shares (a Celery pool forking while its beat writes):
+    the parent's commit frees the turn while the child lives, whether or not the child has run yet, and the child
+    does not take itself for the holder of its parent's turn (its own transactions queue like any other)."""
+    reading, writing = os.pipe()
     with transaction.atomic(using=ALIAS):
         _insert(1)
         child = os.fork()
-        if child == 0:  # the child: lives on for a while, doing nothing
+        if child == 0:  # the child: says whether it believes it holds a turn, then lives on, doing nothing
+            os.close(reading)
+            os.write(writing, b"holds" if connections[ALIAS]._queue_fd is not None else b"free")  # type: ignore[attr-defined]
             time.sleep(10)
             os._exit(0)
+    os.close(writing)
     try:
         assert not _queue_taken(database)  # committed: the turn is free while the child lives
         with transaction.atomic(using=ALIAS):
             _insert(2)
         assert _rows() == [1, 2]
+        assert os.read(reading, 16) == b"free"
     finally:
+        os.close(reading)
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)

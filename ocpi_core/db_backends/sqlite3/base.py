@@ -71,7 +71,7 @@ class _Turns:
     def give_back(self, wrapper: "DatabaseWrapper", fd: int) -> None:
         with self.guard:
             self.holders.pop(id(wrapper), None)
-        os.close(fd)  # releases the lock
+        _unlock_and_close(fd)
 
     def _wait(self, fd: int, seconds: float) -> bool:
         """flock cannot time out: one thread per process (started at the first wait) waits in it, woken by the
@@ -100,7 +100,7 @@ class _Turns:
                 self.waited.discard(job.fd)
             with job.guard:
                 if job.abandoned:
-                    os.close(job.fd)  # too late for its transaction: let the next one have the turn
+                    _unlock_and_close(job.fd)  # too late for its transaction: let the next one have the turn
                 else:
                     job.taken.set()
 
@@ -108,6 +108,15 @@ class _Turns:
 class _Job:
     def __init__(self, fd: int) -> None:
         self.fd, self.taken, self.guard, self.abandoned = fd, threading.Event(), threading.Lock(), False
+
+
+def _unlock_and_close(fd: int) -> None:
+    """Give the turn back: unlocked first, since a lock belongs to the open file, which a child forked meanwhile
+    shares until its fork hook has closed its copy (closing ours alone would leave the turn taken until then)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _close_quietly(fd: int | None) -> None:
