@@ -36,6 +36,8 @@ from ocpi_core.envelope import format_datetime, format_datetime_up, parse_dateti
 from ocpi_core.exceptions import InvalidParameters, NotFound
 from ocpi_core.models import Delivery, Partner, Party
 from ocpi_core.push import PushModule, outbox_add, push_module_register
+from ocpi_core.routing import Routing
+from ocpi_core.selectors import hub_relayed_party
 from ocpi_core.sync import PullModule, pull_module_register
 from ocpi_core.validation import object_fields, validate
 from tariffs.models import decimalize, dumps_exact, exact, loads_exact
@@ -166,12 +168,17 @@ def _party_q(parties: QuerySet[Party], prefix: str = "") -> Q:
     return q
 
 
-def cdr_list_for_partner(*, partner: Partner, own_cpo_parties: QuerySet[Party]) -> QuerySet[Cdr]:
+def cdr_list_for_partner(*, partner: Partner, routing: Routing, own_cpo_parties: QuerySet[Party]) -> QuerySet[Cdr]:
     """CPO Sender: our own CDRs of the addressed CPO parties whose token belongs to one of the partner's parties
-    (REFERENCE §8.1: a CPO returns only relevant CDRs); a hub sees the CDRs of every party it relays for."""
+    (REFERENCE §8.1: a CPO returns only relevant CDRs). A hub relays for others: it sees the CDRs of the party named
+    in `OCPI-from-*` (REFERENCE §2.10, the requesting party), or of every party it relays for when it names none or
+    itself."""
     queryset = Cdr.objects.filter(_party_q(own_cpo_parties), partner__isnull=True)
     if not partner.parties.filter(role=Role.HUB).exists():
-        queryset = queryset.filter(_party_q(partner.parties.all(), "token_"))
+        return queryset.filter(_party_q(partner.parties.all(), "token_"))
+    relayed = hub_relayed_party(partner=partner, routing=routing)
+    if relayed is not None:
+        queryset = queryset.filter(token_country_code__iexact=relayed[0], token_party_id__iexact=relayed[1])
     return queryset
 
 

@@ -33,6 +33,17 @@ def partner_owns_party(*, partner: Partner, country_code: str, party_id: str, ro
     return parties.exists()
 
 
+def hub_relayed_party(*, partner: Partner, routing: Routing) -> tuple[str, str] | None:
+    """The party a hub partner asks for (REFERENCE §2.10, via a hub: `OCPI-from-*` is the requesting party, not the
+    hub), upper-cased; None when the request names no party or one of the hub's own (the hub asking for itself: it
+    sees everything it relays). Only meaningful for a partner with a HUB role."""
+    if not routing.has_from:
+        return None
+    asking = (routing.from_country_code.upper(), routing.from_party_id.upper())
+    own = {(cc.upper(), pid.upper()) for cc, pid in partner.parties.values_list("country_code", "party_id")}
+    return None if asking in own else asking
+
+
 def partner_assert_owns(*, partner: Partner | None, country_code: str, party_id: str) -> None:
     """A partner writes only under its own parties (404 otherwise, REFERENCE §6.3, §9.2); a hub relays for others.
 

@@ -41,7 +41,7 @@ from ocpi_core.mapping import OcpiMapper
 from ocpi_core.models import Delivery, Partner, Party
 from ocpi_core.push import PushModule, outbox_add, push_module_register
 from ocpi_core.routing import Routing
-from ocpi_core.selectors import partner_assert_owns
+from ocpi_core.selectors import hub_relayed_party, partner_assert_owns
 from ocpi_core.sync import PullModule, pull_module_register
 from ocpi_core.validation import object_fields, validate
 from sessions_app.models import ChargingPreferencesResponse, Session, SessionStatus
@@ -137,7 +137,7 @@ def sessions_for_partner(
     """Our own sessions of `cpo_parties` a partner may see: those whose token belongs to one of its parties.
 
     Sessions go only to the eMSP concerned (REFERENCE §2.5: a server may return a subset). A hub relays for others:
-    it sees the sessions of the party named in `OCPI-from-*`, or all of them when it names none.
+    it sees the sessions of the party named in `OCPI-from-*`, or all of them when it names none or itself.
     """
     owners = Q(pk__in=[])
     for party in cpo_parties:
@@ -146,10 +146,9 @@ def sessions_for_partner(
     if partner is None:
         return queryset
     if partner.parties.filter(role=Role.HUB).exists():
-        if routing.has_from:
-            return queryset.filter(
-                token_country_code=routing.from_country_code.upper(), token_party_id=routing.from_party_id.upper()
-            )
+        relayed = hub_relayed_party(partner=partner, routing=routing)
+        if relayed is not None:
+            return queryset.filter(token_country_code=relayed[0], token_party_id=relayed[1])
         return queryset
     tokens = Q(pk__in=[])
     for country_code, party_id in partner.parties.values_list("country_code", "party_id"):

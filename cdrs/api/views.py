@@ -30,7 +30,9 @@ class CdrSenderListView(OcpiAPIView):
     @ocpi_list(object_schema("CDR"), operation_id="ocpi_cpo_cdrs_list", tags=_TAGS)
     def get(self, request: Request) -> Any:
         parties = own_parties_for_request(routing=self.routing, role=Role.CPO)
-        queryset = cdr_list_for_partner(partner=request_auth(request).partner, own_cpo_parties=parties)
+        queryset = cdr_list_for_partner(
+            partner=request_auth(request).partner, routing=self.routing, own_cpo_parties=parties
+        )
         page = paginate(queryset.only("pk", "last_updated", "doc"), request.query_params, request.path)
         body = b"[" + b",".join(cdr.doc.encode() for cdr in page.objects) + b"]"
         return raw_data_response(body, headers=page.headers)

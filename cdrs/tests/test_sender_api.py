@@ -90,6 +90,26 @@ def test_routing_to_a_party_that_is_not_ours_answers_404(ocpi, emsp):
     assert answer.json()["status_code"] == 2000
 
 
+def test_a_hub_gets_only_the_cdrs_of_the_party_it_relays_for(ocpi, emsp):
+    """Via a hub, `OCPI-from-*` is the requesting party (transport_and_format "Party to Party via Hub"): the CDRs of
+    every other eMSP stay out of its answer; the hub naming none, or itself, gets all it relays for."""
+    _, token = make_partner(name="hub", roles=(("NL", "HUB", Role.HUB),))
+    own_cdr("PRT1")  # DE*PRT, also a direct partner
+    own_cdr("XYZ1", token=("FR", "XYZ"))
+    own_cdr("QQQ1", token=("FR", "QQQ"))
+    relayed = {"OCPI-from-country-code": "fr", "OCPI-from-party-id": "xyz"}
+    itself = {"OCPI-from-country-code": "NL", "OCPI-from-party-id": "HUB"}
+
+    answers = [ocpi(token).get(URL, headers=headers) for headers in (relayed, itself, {})]
+
+    assert [sorted(cdr["id"] for cdr in answer.json()["data"]) for answer in answers] == [
+        ["XYZ1"],
+        ["PRT1", "QQQ1", "XYZ1"],
+        ["PRT1", "QQQ1", "XYZ1"],
+    ]
+    assert (answers[0].headers["OCPI-to-country-code"], answers[0].headers["OCPI-to-party-id"]) == ("fr", "xyz")
+
+
 def test_the_sender_answers_no_writes(ocpi, emsp):
     _, token = emsp
     assert ocpi(token).post(URL, json={}).status_code == 405

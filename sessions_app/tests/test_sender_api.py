@@ -80,6 +80,25 @@ def test_list_has_only_the_callers_sessions_paginated(partners: tuple[httpx.Clie
     assert session["currency"] == "EUR"
 
 
+def test_a_hub_asking_for_itself_gets_every_session_it_relays(
+    ocpi: Callable[..., httpx.Client], partners: tuple[httpx.Client, httpx.Client]
+) -> None:
+    """Via a hub, `OCPI-from-*` is the requesting party: the hub naming a party behind it gets that party's
+    sessions; naming itself (it asks for all it relays, as without `OCPI-from-*`) gets them all, not none."""
+    for session_id, party in (("S1", ("DE", "PRT")), ("S2", ("FR", "XYZ"))):
+        start(session_id, party)
+    _, token = make_partner(name="hub", roles=(("NL", "HUB", Role.HUB),))
+    hub = ocpi(token)
+
+    relayed = hub.get(LIST, headers={"OCPI-from-country-code": "FR", "OCPI-from-party-id": "XYZ"})
+    itself = hub.get(LIST, headers={"OCPI-from-country-code": "nl", "OCPI-from-party-id": "hub"})
+    unnamed = hub.get(LIST)
+
+    assert [session["id"] for session in envelope(relayed)] == ["S2"]
+    assert sorted(session["id"] for session in envelope(itself)) == ["S1", "S2"]
+    assert sorted(session["id"] for session in envelope(unnamed)) == ["S1", "S2"]
+
+
 def test_list_date_filters(partners: tuple[httpx.Client, httpx.Client]) -> None:
     a, _ = partners
     early = start("A0", ("DE", "PRT"))
