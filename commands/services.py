@@ -33,7 +33,7 @@ from ocpi_core.metrics import command_result_recorded
 from ocpi_core.models import Partner, Party
 from ocpi_core.registry import absolute_url
 from ocpi_core.routing import Routing
-from ocpi_core.selectors import own_parties_for_request, partner_owns_party
+from ocpi_core.selectors import hub_relayed_party, own_parties_for_request, partner_owns_party
 from ocpi_core.validation import validate
 
 logger = logging.getLogger(__name__)
@@ -137,9 +137,13 @@ def _is_hub(partner: Partner) -> bool:
     return partner.parties.filter(role=Role.HUB).exists()
 
 
-def _owns_token(partner: Partner, country_code: str, party_id: str) -> bool:
-    """eMSPs may only use their own tokens (REFERENCE §11.3); a hub relays for its members."""
-    return _is_hub(partner) or partner_owns_party(partner=partner, country_code=country_code, party_id=party_id)
+def _owns_token(partner: Partner, routing: Routing, country_code: str, party_id: str) -> bool:
+    """eMSPs may only use their own tokens (REFERENCE §11.3). A hub relays for its members: for the party named in
+    `OCPI-from-*` (the requesting party, REFERENCE §2.10) only that party's; naming none or itself, any."""
+    if _is_hub(partner):
+        relayed = hub_relayed_party(partner=partner, routing=routing)
+        return relayed is None or relayed == (country_code.upper(), party_id.upper())
+    return partner_owns_party(partner=partner, country_code=country_code, party_id=party_id)
 
 
 def _check_request(command_type: str, data: Any) -> dict[str, Any]:
@@ -172,9 +176,9 @@ def _find_session(routing: Routing, session_id: str) -> Any:
     return Session.objects.filter(owners, partner__isnull=True, ocpi_id__iexact=session_id).first()
 
 
-def _session_of_partner(partner: Partner, session: Any) -> bool:
+def _session_of_partner(partner: Partner, routing: Routing, session: Any) -> bool:
     """Was the session started with a token of this partner (REFERENCE §11.3: STOP only for the caller's own)?"""
-    return _owns_token(partner, session.token_country_code, session.token_party_id)
+    return _owns_token(partner, routing, session.token_country_code, session.token_party_id)
 
 
 @transaction.atomic
@@ -208,7 +212,7 @@ def command_receive(*, partner: Partner, command_type: str, data: Any, routing: 
             raise InvalidParameters("connector_id: is required, the EVSE has START_SESSION_CONNECTOR_REQUIRED")
         elif _unsupported(evse, command_type):
             decision = Decision(CommandResponseType.NOT_SUPPORTED, "The EVSE does not support this command")
-        elif token is not None and not _owns_token(partner, emsp_cc, emsp_pid):
+        elif token is not None and not _owns_token(partner, routing, emsp_cc, emsp_pid):
             decision = Decision(CommandResponseType.REJECTED, "eMSPs may only use their own tokens")
         elif command_type == CommandType.RESERVE_NOW and expiry is not None and expiry <= timezone.now():
             decision = Decision(CommandResponseType.REJECTED, "expiry_date is in the past")
@@ -216,7 +220,7 @@ def command_receive(*, partner: Partner, command_type: str, data: Any, routing: 
         session = _find_session(routing, data["session_id"])
         if session is None:
             decision = Decision(CommandResponseType.UNKNOWN_SESSION, f"Unknown session {data['session_id']}")
-        elif not _session_of_partner(partner, session):
+        elif not _session_of_partner(partner, routing, session):
             decision = Decision(CommandResponseType.REJECTED, "The session was not started by this eMSP")
         elif session.status not in ("ACTIVE", "PENDING", "RESERVATION"):
             decision = Decision(CommandResponseType.REJECTED, f"The session is {session.status}")

@@ -378,6 +378,30 @@ def test_stop_of_another_emsps_session_is_rejected(
     assert session.status == "ACTIVE"
 
 
+def test_a_hub_relays_only_the_requesting_partys_tokens_and_sessions(
+    ocpi: Any, emsp: tuple[Partner, str], location: Any, callback: Any
+) -> None:
+    """Via a hub, `OCPI-from-*` is the requesting party (transport_and_format "Party to Party via Hub"): "eMSPs may
+    only use their own tokens", and a session of another eMSP is REJECTED (REFERENCE §11.3), also when relayed."""
+    _partner, token = emsp
+    session = _started(ocpi, token, callback)  # DE*PRT's
+    _hub, hub_token = make_partner(name="hub", roles=(("NL", "HUB", "HUB"),))
+    relayed = {"OCPI-from-country-code": "FR", "OCPI-from-party-id": "XYZ"}
+    hub = ocpi(hub_token)
+
+    _s, stop = post(hub, "STOP_SESSION", {"response_url": callback("/cb/h"), "session_id": session.ocpi_id}, **relayed)
+    _s, start_other = post(hub, "START_SESSION", start_session(callback("/cb/h"), evse_uid="LOC1-2"), **relayed)
+    own_token = token_data(country_code="fr", party_id="xyz")
+    _s, start_own = post(
+        hub, "START_SESSION", start_session(callback("/cb/h"), evse_uid="LOC1-2", token=own_token), **relayed
+    )
+
+    assert (stop["data"]["result"], start_other["data"]["result"]) == ("REJECTED", "REJECTED")
+    assert start_own["data"]["result"] == "ACCEPTED"
+    session.refresh_from_db()
+    assert session.status == "ACTIVE"
+
+
 # --- RESERVE_NOW / CANCEL_RESERVATION ---
 
 
