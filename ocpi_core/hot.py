@@ -331,11 +331,21 @@ def _parties_of(partner: Partner) -> frozenset[tuple[str, str, str]]:
     return parties  # type: ignore[no-any-return]
 
 
-# The interface a functional module's URL serves, by its segment after the version (/ocpi/2.2.1/cpo/...): our role
-# there, and the roles of the parties that call it.
-_INTERFACES = {
-    "cpo": (Role.CPO, frozenset({Role.EMSP, Role.NSP, Role.NAP, Role.OTHER, Role.SCSP, Role.HUB})),
-    "emsp": (Role.EMSP, frozenset({Role.CPO, Role.HUB})),
+# The interface a functional module's URL serves, by its segments after the version (/ocpi/2.2.1/cpo/tokens/...):
+# our roles there, the first of which we hold answering (a Sender of ChargingProfiles is an SCSP or an eMSP, and our
+# requests go out from the SCSP party when we have one: chargingprofiles.services._our_sender_party), and the roles of
+# the parties that call it (REFERENCE §1.2: who pulls from a Sender, who pushes to a Receiver).
+_EMSP_SIDE = frozenset({Role.EMSP, Role.OTHER, Role.HUB})  # OTHER: an eMSP type of role (Broadcast Push)
+_CPO_SIDE = frozenset({Role.CPO, Role.HUB})
+_INTERFACES: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "cpo": ((Role.CPO,), frozenset({Role.EMSP, Role.NSP, Role.NAP, Role.OTHER, Role.SCSP, Role.HUB})),
+    "cpo/sessions": ((Role.CPO,), _EMSP_SIDE | {Role.SCSP}),
+    "cpo/cdrs": ((Role.CPO,), _EMSP_SIDE),
+    "cpo/tokens": ((Role.CPO,), _EMSP_SIDE),
+    "cpo/commands": ((Role.CPO,), _EMSP_SIDE),
+    "cpo/chargingprofiles": ((Role.CPO,), frozenset({Role.SCSP, Role.EMSP, Role.HUB})),
+    "emsp": ((Role.EMSP,), _CPO_SIDE),
+    "emsp/chargingprofiles": ((Role.SCSP, Role.EMSP), _CPO_SIDE),
 }
 
 
@@ -347,14 +357,20 @@ def response_routing_headers(request: Any, routing: Routing) -> dict[str, str]:
     (several: left out, rather than name the wrong one)."""
     if routing.has_from and routing.has_to:
         return routing.response_headers()
-    segments = request.path_info.split("/", 4)  # ['', 'ocpi', '2.2.1', 'cpo', ...]
-    interface = _INTERFACES.get(segments[3]) if len(segments) > 3 else None
+    segments = request.path_info.split("/", 5)  # ['', 'ocpi', '2.2.1', 'cpo', 'tokens', ...]
+    side = segments[3] if len(segments) > 3 else ""
+    module = segments[4] if len(segments) > 4 else ""
+    interface = _INTERFACES.get(f"{side}/{module}") or _INTERFACES.get(side)
     if interface is None:
         return routing.response_headers()
     ours, callers = interface
     answering = asking = None
     if not routing.has_to:
-        keys = own_party_keys(routing=routing, role=ours)
+        keys: list[tuple[str, str]] = []
+        for role in ours:  # the first of our roles we hold answers
+            keys = own_party_keys(routing=routing, role=role)
+            if keys:
+                break
         if len(keys) == 1:
             answering = (keys[0][0].upper(), keys[0][1].upper())
     partner = getattr(request, "ocpi_partner", None)

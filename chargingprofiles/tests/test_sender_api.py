@@ -122,3 +122,24 @@ def test_send_checks_its_input_before_calling(cpo, httpserver):
         chargingprofile_send(partner=no_endpoint, session_id="S1", kind="CLEAR")
     assert httpserver.log == []
     assert ChargingProfileRequest.objects.count() == 0
+
+
+def test_answers_to_a_cpo_come_from_our_scsp_party_that_sends_the_requests(ocpi, cpo, httpserver):
+    """Without routing headers, the answer's `OCPI-from-*` is our party serving the interface (README, "Routing
+    headers of an answer"; transport_and_format "Direct response": from the receiving party). On the ChargingProfiles
+    Sender interface that is our SCSP party, the one our requests go out from, not our eMSP party."""
+    from ocpi_core.models import Party
+
+    Party.objects.create(country_code="NL", party_id="SCS", role=Role.SCSP, name="Own SCSP")
+    partner, token = cpo
+    sent = chargingprofile_send(partner=partner, session_id="S1", kind="SET", charging_profile=profile())
+
+    posted = ocpi(token).post(urlsplit(sent.response_url).path, json={"result": "ACCEPTED"})
+    pushed = ocpi(token).put("/ocpi/2.2.1/emsp/chargingprofiles/S1", json=ACTIVE)
+
+    (request, _), *_ = httpserver.log
+    assert (request.headers["OCPI-from-country-code"], request.headers["OCPI-from-party-id"]) == ("NL", "SCS")
+    for answer in (posted, pushed):
+        assert answer.json()["status_code"] == 1000
+        assert (answer.headers["OCPI-from-country-code"], answer.headers["OCPI-from-party-id"]) == ("NL", "SCS")
+        assert (answer.headers["OCPI-to-country-code"], answer.headers["OCPI-to-party-id"]) == ("DE", "CPX")

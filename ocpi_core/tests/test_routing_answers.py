@@ -88,3 +88,27 @@ def test_configuration_modules_still_carry_none(ocpi: Any, registered_partner: A
         response = ocpi(token).get(url)
         assert response.json()["status_code"] == 1000
         assert (pair(response, FROM), pair(response, TO)) == (None, None), url
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "caller"),
+    [
+        ("GET", "/ocpi/2.2.1/cpo/cdrs", ("DE", "EMX")),  # CDRs are pulled by eMSPs, not by NSPs or SCSPs
+        ("PUT", "/ocpi/2.2.1/cpo/tokens/DE/EMX/T1", ("DE", "EMX")),  # tokens are pushed by eMSPs
+        ("POST", "/ocpi/2.2.1/cpo/commands/STOP_SESSION", ("DE", "EMX")),  # commands are sent by eMSPs
+        ("PUT", "/ocpi/2.2.1/cpo/chargingprofiles/S1", None),  # both an SCSP and an eMSP may: left out
+        ("GET", "/ocpi/2.2.1/cpo/locations", None),  # all three pull locations: left out
+    ],
+)
+def test_the_asking_party_is_the_one_whose_role_calls_that_module(
+    ocpi: Any, own_parties: Any, method: str, url: str, caller: tuple[str, str] | None
+):
+    """REFERENCE §1.2: which roles call which module's interface. A platform with an eMSP, an NSP and an SCSP party
+    calling without routing headers is answered `to` the one party that calls that module, or to none."""
+    roles = (("DE", "EMX", Role.EMSP), ("DE", "NSX", Role.NSP), ("DE", "SCX", Role.SCSP))
+    _, token = make_partner(name="multi", roles=roles)
+
+    response = ocpi(token).request(method, url, json={} if method != "GET" else None)
+
+    assert pair(response, FROM) == ("NL", "OWN"), response.text
+    assert pair(response, TO) == caller, response.text
