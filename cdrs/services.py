@@ -35,7 +35,7 @@ from ocpi_core.db import retry_on_conflict
 from ocpi_core.envelope import format_datetime, format_datetime_up, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound
 from ocpi_core.models import Delivery, Partner, Party
-from ocpi_core.push import PushModule, outbox_add, push_module_register
+from ocpi_core.push import PushModule, outbox_add, push_module_register, token_owner_addressee
 from ocpi_core.routing import Routing
 from ocpi_core.selectors import hub_relayed_party
 from ocpi_core.sync import PullModule, pull_module_register
@@ -572,21 +572,6 @@ def _delivered(*, delivery: Delivery, result: OcpiResult) -> None:
         ).update(receiver_location=location[:512])
 
 
-def _addressee(*, country_code: str, party_id: str, object_path: str) -> tuple[str, str] | None:
-    """The eMSP party an own CDR is POSTed to: its token's owner (None when the CDR is gone)."""
-    owner = (
-        Cdr.objects.filter(
-            partner__isnull=True,
-            country_code__lower=country_code.lower(),
-            party_id__lower=party_id.lower(),
-            ocpi_id__lower=object_path.lower(),
-        )
-        .values_list("token_country_code", "token_party_id")
-        .first()
-    )
-    return (owner[0], owner[1]) if owner is not None else None
-
-
 def _upsert_from_pull(*, partner: Partner, data: Any) -> tuple[str, str, str]:
     """One CDR of a CPO partner's Sender list: stored like a POST from that partner."""
     if not isinstance(data, dict):  # a list item, not a request body (cdr_validate would say "body: ...")
@@ -608,7 +593,7 @@ def register_push_and_pull() -> None:
             receiver_roles=(Role.EMSP, Role.HUB),
             render=_render_for_push,
             delivered=_delivered,
-            addressee=_addressee,
+            addressee=token_owner_addressee(Cdr),  # the eMSP of the CDR's token
         )
     )
     pull_module_register(PullModule(module=ModuleID.CDRS, upsert=_upsert_from_pull, remove_missing=_remove_missing))

@@ -82,6 +82,27 @@ class PushModule:
 _MODULES: dict[str, PushModule] = {}
 
 
+def token_owner_addressee(model: Any) -> Callable[..., tuple[str, str] | None]:
+    """`PushModule.addressee` for own objects that go to their token's eMSP (sessions, CDRs): `model` (with
+    `token_country_code` and `token_party_id`) read by the delivery's key; None when the object is gone or names no
+    token owner (then the partner's first receiving party is addressed)."""
+
+    def addressee(*, country_code: str, party_id: str, object_path: str) -> tuple[str, str] | None:
+        owner = (
+            model.objects.filter(
+                partner__isnull=True,
+                country_code__lower=country_code.lower(),
+                party_id__lower=party_id.lower(),
+                ocpi_id__lower=object_path.lower(),
+            )
+            .values_list("token_country_code", "token_party_id")
+            .first()
+        )
+        return (owner[0], owner[1]) if owner is not None and owner[0] and owner[1] else None
+
+    return addressee
+
+
 def push_module_register(module: PushModule) -> None:
     """Called by module apps (AppConfig.ready) to make their objects pushable."""
     _MODULES[module.module] = module

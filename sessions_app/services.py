@@ -39,7 +39,7 @@ from ocpi_core.envelope import format_datetime_up, own_stamp, parse_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound, UnableToUseClientApi, UnknownLocation
 from ocpi_core.mapping import OcpiMapper
 from ocpi_core.models import Delivery, Partner, Party
-from ocpi_core.push import PushModule, outbox_add, push_module_register
+from ocpi_core.push import PushModule, outbox_add, push_module_register, token_owner_addressee
 from ocpi_core.routing import Routing
 from ocpi_core.selectors import hub_relayed_party, partner_assert_owns
 from ocpi_core.sync import PullModule, pull_module_register
@@ -695,21 +695,6 @@ def _render_for_push(
     return doc
 
 
-def _addressee(*, country_code: str, party_id: str, object_path: str) -> tuple[str, str] | None:
-    """The eMSP party an own session is pushed to: its token's owner (None when the session is gone)."""
-    owner = (
-        Session.objects.filter(
-            partner__isnull=True,
-            country_code__lower=country_code.lower(),
-            party_id__lower=party_id.lower(),
-            ocpi_id__lower=object_path.lower(),
-        )
-        .values_list("token_country_code", "token_party_id")
-        .first()
-    )
-    return (owner[0], owner[1]) if owner is not None and owner[0] and owner[1] else None
-
-
 def _upsert_from_pull(*, partner: Partner, data: Any) -> tuple[str, str, str]:
     """One Session from a partner CPO's Sender list: stored like a PUT from that partner."""
     if not isinstance(data, dict):
@@ -730,7 +715,7 @@ def register_push_and_pull() -> None:
             module=ModuleID.SESSIONS,
             receiver_roles=(Role.EMSP, Role.SCSP, Role.HUB),
             render=_render_for_push,
-            addressee=_addressee,
+            addressee=token_owner_addressee(Session),  # the eMSP of the session's token
         )
     )
     pull_module_register(PullModule(module=ModuleID.SESSIONS, upsert=_upsert_from_pull, remove_missing=_remove_missing))

@@ -19,13 +19,10 @@ from rest_framework.response import Response
 
 from chargingprofiles.models import ChargingProfileRequest, Direction, Kind
 from chargingprofiles.services import chargingprofile_send
+from ocpi_core.api.platform import AUTH_ERRORS
 from ocpi_core.models import Partner
 
 TAG = "Platform API: charging profiles"
-_AUTH_ERRORS = {
-    401: OpenApiResponse(description="No or an invalid JWT"),
-    403: OpenApiResponse(description="Not a staff user"),
-}
 _SEND_EXAMPLES = [
     OpenApiExample(
         "set",
@@ -132,7 +129,7 @@ class ChargingProfileListView(ListAPIView[ChargingProfileRequest]):
         operation_id="platform_chargingprofiles_list",
         summary="List charging profile requests, sent and received, newest first",
         tags=[TAG],
-        responses={200: ChargingProfileRequestSerializer(many=True), **_AUTH_ERRORS},
+        responses={200: ChargingProfileRequestSerializer(many=True), **AUTH_ERRORS},
         parameters=[
             OpenApiParameter("direction", str, enum=list(Direction.values)),
             OpenApiParameter("kind", str, enum=list(Kind.values)),
@@ -155,7 +152,7 @@ class ChargingProfileListView(ListAPIView[ChargingProfileRequest]):
                 description="Invalid body, naming the field (`partner` must be the id of a registered partner), "
                 "or a partner offering no chargingprofiles Receiver"
             ),
-            **_AUTH_ERRORS,
+            **AUTH_ERRORS,
         },
         description="Set, get or clear the charging profile of a partner CPO's session (we are the eMSP/SCSP). The "
         "answer holds the CPO's ChargingProfileResponse (or `last_error` when the call failed); the result is stored "
@@ -187,7 +184,7 @@ class ChargingProfileView(RetrieveAPIView[ChargingProfileRequest]):
         tags=[TAG],
         responses={
             200: ChargingProfileRequestSerializer,
-            **_AUTH_ERRORS,
+            **AUTH_ERRORS,
             404: OpenApiResponse(description="Unknown request"),
         },
     )

@@ -22,13 +22,10 @@ from rest_framework.views import APIView
 from commands.choices import CommandResultType, CommandType
 from commands.models import Command
 from commands.services import command_result_report, command_send
+from ocpi_core.api.platform import AUTH_ERRORS
 from ocpi_core.models import Partner, Party
 
 TAG = "Platform API: commands"
-_AUTH_ERRORS = {
-    401: OpenApiResponse(description="No or an invalid JWT"),
-    403: OpenApiResponse(description="Not a staff user"),
-}
 _SEND_EXAMPLES = [
     OpenApiExample(
         "START_SESSION",
@@ -166,7 +163,7 @@ class CommandListView(ListAPIView[Command]):
         operation_id="platform_commands_list",
         summary="List commands, sent and received, newest first",
         tags=[TAG],
-        responses={200: CommandSerializer(many=True), **_AUTH_ERRORS},
+        responses={200: CommandSerializer(many=True), **AUTH_ERRORS},
         parameters=[
             OpenApiParameter("direction", str, enum=list(Command.Direction.values)),
             OpenApiParameter("command_type", str, enum=list(CommandType.values)),
@@ -188,7 +185,7 @@ class CommandListView(ListAPIView[Command]):
             400: OpenApiResponse(
                 description="Invalid body, naming the field (`partner` must be the id of a registered partner)"
             ),
-            **_AUTH_ERRORS,
+            **AUTH_ERRORS,
             404: OpenApiResponse(description="The partner offers no commands Receiver"),
         },
         description="Send a command to a partner CPO (we are the eMSP). The answer holds the CPO's CommandResponse; "
@@ -213,7 +210,7 @@ class CommandView(RetrieveAPIView[Command]):
         operation_id="platform_commands_get",
         summary="Get one command",
         tags=[TAG],
-        responses={200: CommandSerializer, **_AUTH_ERRORS, 404: OpenApiResponse(description="Unknown command")},
+        responses={200: CommandSerializer, **AUTH_ERRORS, 404: OpenApiResponse(description="Unknown command")},
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
@@ -233,7 +230,7 @@ class CommandResultView(APIView):
         responses={
             200: CommandSerializer,
             400: OpenApiResponse(description="Invalid body, or a command no longer waiting for its result"),
-            **_AUTH_ERRORS,
+            **AUTH_ERRORS,
             404: OpenApiResponse(description="No received command with this id"),
         },
     )

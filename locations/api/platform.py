@@ -43,7 +43,7 @@ from locations.services import (
     location_patch,
     location_put,
 )
-from ocpi_core.api.platform import Conflict
+from ocpi_core.api.platform import Conflict, demo_path_parameter
 from ocpi_core.api.schema import object_schema
 from ocpi_core.constants import Role
 from ocpi_core.envelope import format_datetime
@@ -154,13 +154,6 @@ _NOT_FOUND = {404: OpenApiResponse(description="Unknown location, EVSE or connec
 _CONFLICT = {409: OpenApiResponse(description="Older than the stored object (last_updated / at): not applied")}
 
 
-def _path_parameter(name: str, description: str, demo: str) -> OpenApiParameter:
-    """A path parameter whose example (what Swagger UI's "Try it out" fills in) names an object of the demo data."""
-    return OpenApiParameter(
-        name, str, OpenApiParameter.PATH, description=description, examples=[OpenApiExample("Demo", value=demo)]
-    )
-
-
 # Examples: the demo CPO NL*DMC of `ocpi_demo` / `scripts/run`, so "Try it out" works on a fresh start as shown.
 _DEMO_LOCATION, _DEMO_EVSE, _NEW_LOCATION, _NEW_EVSE = (
     "DMC-AMSTERDAM-01",
@@ -206,24 +199,24 @@ def _example(name: str, value: Any, summary: str = "") -> OpenApiExample:
     return OpenApiExample(name, value=value, summary=summary, request_only=True)
 
 
-_LOCATION_PARAMETER = _path_parameter("location_id", "Location id (CiString(36))", _DEMO_LOCATION)
+_LOCATION_PARAMETER = demo_path_parameter("location_id", "Location id (CiString(36))", _DEMO_LOCATION)
 _PARTY_PARAMETERS = [
-    _path_parameter("country_code", "Country code of our own CPO party", "NL"),
-    _path_parameter("party_id", "Party id of our own CPO party", "DMC"),
+    demo_path_parameter("country_code", "Country code of our own CPO party", "NL"),
+    demo_path_parameter("party_id", "Party id of our own CPO party", "DMC"),
 ]
 _PATH = [*_PARTY_PARAMETERS, _LOCATION_PARAMETER]
-_EVSE_PARAMETER = _path_parameter("evse_uid", "EVSE uid", _DEMO_EVSE)
+_EVSE_PARAMETER = demo_path_parameter("evse_uid", "EVSE uid", _DEMO_EVSE)
 _EVSE_PATH = [*_PATH, _EVSE_PARAMETER]
-_CONNECTOR_PATH = [*_EVSE_PATH, _path_parameter("connector_id", "Connector id", "1")]
+_CONNECTOR_PATH = [*_EVSE_PATH, demo_path_parameter("connector_id", "Connector id", "1")]
 # PUT examples create new objects (the new location of the POST example, a new EVSE of a demo location), so trying
 # them out never replaces demo data
 _PUT_PATHS = {
-    "Location": [*_PARTY_PARAMETERS, _path_parameter("location_id", "Location id (CiString(36))", _NEW_LOCATION)],
-    "EVSE": [*_PATH, _path_parameter("evse_uid", "EVSE uid", _NEW_EVSE)],
+    "Location": [*_PARTY_PARAMETERS, demo_path_parameter("location_id", "Location id (CiString(36))", _NEW_LOCATION)],
+    "EVSE": [*_PATH, demo_path_parameter("evse_uid", "EVSE uid", _NEW_EVSE)],
     "Connector": [
         *_PATH,
-        _path_parameter("evse_uid", "EVSE uid", _NEW_EVSE),
-        _path_parameter("connector_id", "Connector id", "2"),
+        demo_path_parameter("evse_uid", "EVSE uid", _NEW_EVSE),
+        demo_path_parameter("connector_id", "Connector id", "2"),
     ],
 }
 _PUT_EXAMPLES = {

@@ -5,7 +5,14 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
@@ -39,6 +46,14 @@ AUTH_ERRORS = {
     401: OpenApiResponse(description="No, an invalid or an expired JWT"),
     403: OpenApiResponse(description="Not a staff user"),
 }
+
+
+def demo_path_parameter(name: str, description: str, demo: str) -> OpenApiParameter:
+    """A path parameter whose example (what Swagger UI's "Try it out" fills in) names an object of the demo data
+    (`ocpi_demo`, loaded by `scripts/run`), so the documented operations work as shown on a fresh start."""
+    return OpenApiParameter(
+        name, str, OpenApiParameter.PATH, description=description, examples=[OpenApiExample("Demo", value=demo)]
+    )
 
 
 @csrf_exempt  # callers authenticate by JWT, never by cookie: a POST gets the 404, not a CSRF 403

@@ -25,7 +25,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from ocpi_core.api.platform import Conflict, json_text_response
+from ocpi_core.api.platform import Conflict, demo_path_parameter, json_text_response
 from ocpi_core.api.schema import object_schema
 from ocpi_core.envelope import format_datetime
 from ocpi_core.exceptions import InvalidParameters, NotFound
@@ -74,13 +74,7 @@ _NOT_FOUND = {404: OpenApiResponse(description="Unknown tariff")}
 def _path(tariff_id: str) -> list[OpenApiParameter]:
     """The path parameters, with examples (what Swagger UI's "Try it out" fills in) from the demo data."""
     return [
-        OpenApiParameter(
-            name,
-            str,
-            OpenApiParameter.PATH,
-            description=description,
-            examples=[OpenApiExample("Demo", value=value)],
-        )
+        demo_path_parameter(name, description, value)
         for name, description, value in (
             ("country_code", "Country code of the CPO party (our own, except for /price)", "NL"),
             ("party_id", "Party id of the CPO party (our own, except for /price)", "DMC"),

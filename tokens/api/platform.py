@@ -18,7 +18,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from ocpi_core.api.platform import json_text_response
+from ocpi_core.api.platform import demo_path_parameter, json_text_response
 from ocpi_core.api.schema import object_schema
 from ocpi_core.exceptions import InvalidParameters, UnknownToken
 from ocpi_core.validation import enum_values
@@ -47,13 +47,7 @@ def _path(uid: str) -> list[OpenApiParameter]:
     """The path and `type` parameters, with examples (what Swagger UI's "Try it out" fills in) from the demo data."""
     return [
         *(
-            OpenApiParameter(
-                name,
-                str,
-                OpenApiParameter.PATH,
-                description=description,
-                examples=[OpenApiExample("Demo", value=value)],
-            )
+            demo_path_parameter(name, description, value)
             for name, description, value in (
                 ("country_code", "Country code of our own eMSP party", "NL"),
                 ("party_id", "Party id of our own eMSP party", "DME"),
