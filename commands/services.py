@@ -607,8 +607,9 @@ def command_send(
     command.session_id = body.get("session_id", "")
     command.reservation_id = body.get("reservation_id", "")
     command.authorization_reference = body.get("authorization_reference", "")
-    command.emsp_country_code, command.emsp_party_id = _command_emsp(partner, body, emsp)
-    command.cpo_country_code, command.cpo_party_id = _command_cpo(partner, body)
+    session = _partner_session(partner, body)
+    command.emsp_country_code, command.emsp_party_id = _command_emsp(body, emsp, session)
+    command.cpo_country_code, command.cpo_party_id = _command_cpo(partner, body, session)
     command.save()
     # from = our eMSP party, to = the CPO party the command is for; no such CPO party (a hub): open routing
     routing = Routing(command.emsp_country_code, command.emsp_party_id, command.cpo_country_code, command.cpo_party_id)
@@ -639,47 +640,48 @@ def command_send(
     return command
 
 
-def _command_emsp(partner: Partner, body: dict[str, Any], emsp: Party | None) -> tuple[str, str]:
-    """Our eMSP party sending a command: the one chosen, else the token's, else the token owner of the partner's
-    session (STOP_SESSION), else our first eMSP party."""
+def _partner_session(partner: Partner, body: dict[str, Any]) -> tuple[str, str, str, str] | None:
+    """The partner's session a command names (STOP_SESSION, as we hold it), read once for both parties: its CPO
+    party and its token's eMSP party (country code, party id of each)."""
     from sessions_app.models import Session
 
+    if not body.get("session_id"):
+        return None
+    return (
+        Session.objects.filter(partner=partner, ocpi_id__lower=str(body["session_id"]).lower())
+        .values_list("country_code", "party_id", "token_country_code", "token_party_id")
+        .first()
+    )
+
+
+def _command_emsp(
+    body: dict[str, Any], emsp: Party | None, session: tuple[str, str, str, str] | None
+) -> tuple[str, str]:
+    """Our eMSP party sending a command: the one chosen, else the token's, else the token owner of the partner's
+    session (STOP_SESSION), else our first eMSP party."""
     if emsp is not None:
         return emsp.country_code, emsp.party_id
     token = body.get("token") or {}
     if token.get("country_code") and token.get("party_id"):
         return str(token["country_code"])[:2], str(token["party_id"])[:3]
-    if body.get("session_id"):
-        owner = (
-            Session.objects.filter(partner=partner, ocpi_id__lower=str(body["session_id"]).lower())
-            .exclude(token_country_code="")
-            .values_list("token_country_code", "token_party_id")
-            .first()
-        )
-        if owner is not None:
-            return owner[0], owner[1]
+    if session is not None and session[2]:
+        return session[2], session[3]
     own = Party.objects.filter(partner__isnull=True, role=Role.EMSP).order_by("pk").first()
     return (own.country_code, own.party_id) if own is not None else ("", "")
 
 
-def _command_cpo(partner: Partner, body: dict[str, Any]) -> tuple[str, str]:
+def _command_cpo(partner: Partner, body: dict[str, Any], session: tuple[str, str, str, str] | None) -> tuple[str, str]:
     """The partner's CPO party a command is for: the owner of the location or session it names (as we hold them),
     else the partner's first CPO party; ('', '') for a hub (it routes on the content)."""
-    from sessions_app.models import Session
-
-    owner = None
+    owner: tuple[str, str] | None = None
     if body.get("location_id"):
         owner = (
             Location.objects.filter(partner=partner, ocpi_id__lower=str(body["location_id"]).lower())
             .values_list("country_code", "party_id")
             .first()
         )
-    elif body.get("session_id"):
-        owner = (
-            Session.objects.filter(partner=partner, ocpi_id__lower=str(body["session_id"]).lower())
-            .values_list("country_code", "party_id")
-            .first()
-        )
+    elif session is not None:
+        owner = session[0], session[1]
     if owner is not None:
         return owner[0], owner[1]
     cpo = partner.parties.filter(role=Role.CPO).order_by("pk").first()
